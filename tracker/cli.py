@@ -1,0 +1,270 @@
+"""The `tos-tracker` command: parses options, calls the library, reports.
+
+Exit codes, for cron: 0 all documents fetched (changed or not), 1 at least one
+document failed (the others are still recorded), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import CONFIG_NAME, Config, default_config_text, load_config
+from .errors import TrackerError
+from .models import DocumentOutcome
+from .pipeline import Tracker
+
+STATUS_STYLE = {"new": "cyan", "changed": "yellow", "unchanged": None, "failed": "red"}
+
+
+class Context:
+    def __init__(self, config_path: Path | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def tracker(self) -> Tracker:
+        return Tracker.open(self.config)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+class TrackerGroup(click.Group):
+    """Turns library errors into one-line messages with the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TrackerError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=TrackerGroup)
+@click.version_option(__version__, prog_name="tos-tracker")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=f"Configuration file (default: ./{CONFIG_NAME}, else the built-in default).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
+    """Watch AI providers' terms and policies, and say what changed."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Context(config_path)
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing tracker.toml.")
+def init(force: bool) -> None:
+    """Write the default configuration to ./tracker.toml to edit."""
+    target = Path(CONFIG_NAME)
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; use --force to overwrite it")
+    target.write_text(default_config_text(), encoding="utf-8")
+    click.echo(f"Wrote {target}")
+
+
+@cli.command()
+@click.option("--only", "only", multiple=True, metavar="DOC", help="Fetch only this document.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something failed.")
+@pass_context
+def run(obj: Context, only: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Fetch every configured document once and record what changed.
+
+    Prints one line per document (new, changed, unchanged or failed) and a count.
+    Exits 1 when any document failed; the others are recorded all the same.
+    """
+    from .pipeline import run as run_pipeline
+    from .pipeline import run_record
+
+    def show(outcome: DocumentOutcome) -> None:
+        if as_json or (quiet and outcome.status != "failed"):
+            return
+        click.echo(outcome_line(outcome), err=outcome.status == "failed" and quiet)
+
+    started = time.perf_counter()
+    with obj.tracker() as tracker:
+        summary = run_pipeline(tracker, only=only or None, progress=show)
+    if as_json:
+        click.echo(json.dumps(run_record(summary), indent=2))
+    elif not quiet:
+        counts = ", ".join(
+            f"{summary.count(s)} {s}" for s in ("new", "changed", "unchanged", "failed")
+        )
+        click.echo(f"{len(summary.outcomes)} documents: {counts} ({time.perf_counter() - started:.1f} s)")
+    if summary.failed:
+        sys.exit(1)
+
+
+def outcome_line(outcome: DocumentOutcome) -> str:
+    status = click.style(f"{outcome.status:<9}", fg=STATUS_STYLE.get(outcome.status))
+    detail = ""
+    if outcome.status == "failed":
+        detail = f"{outcome.error_kind}: {outcome.error}"
+    elif outcome.change is not None:
+        detail = outcome.change.summary
+    elif outcome.status == "new" and outcome.version is not None:
+        detail = f"first version, {outcome.version.bytes} bytes of text"
+    elif outcome.http_status == 304:
+        detail = "not modified (304)"
+    return f"{status} {outcome.document}" + (f"  {detail}" if detail else "")
+
+
+@cli.command()
+@click.argument("document")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as a JSON list.")
+@pass_context
+def history(obj: Context, document: str, as_json: bool) -> None:
+    """List a document's versions, oldest first, with what each change did."""
+    from .history import version_json, versions
+
+    with obj.tracker() as tracker:
+        found = versions(tracker, document)
+        changes = {c["to_captured_at"]: c for c in tracker.index.changes(document)}
+    rows = [version_json(v, found[i - 1] if i else None) for i, v in enumerate(found)]
+    if as_json:
+        for row in rows:
+            change = changes.get(row["captured_at"])
+            row["added_words"] = change["added_words"] if change else None
+            row["removed_words"] = change["removed_words"] if change else None
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"{document}: no versions yet")
+        return
+    for number, row in enumerate(rows, start=1):
+        change = changes.get(row["captured_at"])
+        what = change["summary"] if change else "first version"
+        click.echo(f"{number:>3}  {row['captured_at']}  {row['sha256'][:12]}  {what}")
+
+
+@cli.command()
+@click.argument("document")
+@click.option("--at", "at", metavar="DATE", help="The version current at DATE (YYYY-MM-DD or ISO time).")
+@click.option("--version", "ref", metavar="REF", help="A version by sha256 prefix, number or time.")
+@pass_context
+def show(obj: Context, document: str, at: str | None, ref: str | None) -> None:
+    """Print a document's extracted text as stored (default: the current version)."""
+    from .history import find_version
+
+    with obj.tracker() as tracker:
+        version = find_version(tracker, document, ref, at=at)
+        click.echo(tracker.store.read_text(version), nl=False)
+
+
+@cli.command()
+@click.argument("document")
+@click.option("--from", "before", metavar="REF", help="Older version (sha256 prefix, number or time).")
+@click.option("--to", "after", metavar="REF", help="Newer version (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the change as a JSON object (null if none).")
+@click.option("--color/--no-color", default=None, help="Colour the terminal diff (default: on a terminal).")
+@pass_context
+def diff(
+    obj: Context,
+    document: str,
+    before: str | None,
+    after: str | None,
+    as_json: bool,
+    color: bool | None,
+) -> None:
+    """Show the latest change of a document (or between two versions)."""
+    from .history import change_for, change_json
+    from .report import terminal_diff
+
+    with obj.tracker() as tracker:
+        change = change_for(tracker, document, before=before, after=after)
+        source = tracker.config.source(document)
+    if as_json:
+        payload = change_json(change, source.url if source else None) if change else None
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    if change is None:
+        click.echo(f"{document}: no change recorded yet")
+        return
+    use_color = sys.stdout.isatty() if color is None else color
+    click.echo(terminal_diff(change, color=use_color), nl=False, color=use_color)
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("report"), show_default=True)
+@click.option("--document", "documents", multiple=True, metavar="DOC", help="Only this document.")
+@pass_context
+def report(obj: Context, out_dir: Path, documents: tuple[str, ...]) -> None:
+    """Write an HTML change report per change, plus an index page."""
+    from .report import write_report
+
+    with obj.tracker() as tracker:
+        for document in documents:
+            tracker.require_document(document)
+        index, pages = write_report(tracker, out_dir, list(documents) or None)
+    click.echo(f"Wrote {len(pages)} change pages; open {index.resolve().as_uri()}")
+
+
+@cli.command()
+@pass_context
+def reindex(obj: Context) -> None:
+    """Rebuild the SQLite index from the files in the store alone."""
+    from .index import Index
+    from .store import Store
+
+    config = obj.config
+    started = time.perf_counter()
+    index = Index(config.index_path)
+    try:
+        counts = index.rebuild(Store(config.store_path), config.sources)
+    finally:
+        index.close()
+    listing = ", ".join(f"{n} {table}" for table, n in counts.items())
+    click.echo(f"Rebuilt {config.index_path} in {time.perf_counter() - started:.2f} s: {listing}")
+
+
+@cli.command()
+@pass_context
+def documents(obj: Context) -> None:
+    """List the configured documents and what the store holds for each."""
+    with obj.tracker() as tracker:
+        for doc_id in tracker.known_documents():
+            row = tracker.index.document(doc_id) or {}
+            source = tracker.config.source(doc_id)
+            label = source.title if source else "(no longer configured)"
+            versions = row.get("versions") or 0
+            checked = row.get("last_checked") or "never"
+            click.echo(f"{doc_id:<36} {versions:>3} versions  last checked {checked}  {label}")
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("tos-tracker-demo"),
+    show_default=True,
+    help="Folder for the demo's configuration, store and report (recreated each time).",
+)
+def demo(workdir: Path) -> None:
+    """Run the real pipeline offline over bundled history, served on 127.0.0.1."""
+    from .demo import run_demo
+
+    run_demo(workdir, echo=click.echo, line=outcome_line)
+
+
+def main() -> None:
+    cli(prog_name="tos-tracker")

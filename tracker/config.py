@@ -1,0 +1,253 @@
+"""Load and validate `tracker.toml` into a `Config` of `Source` objects.
+
+Every error names the file, the document and the key, because the person reading
+it is usually a cron mail recipient who needs to find the line without a debugger.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import soupsieve
+
+from .errors import ConfigError
+from .models import Source
+
+CONFIG_NAME = "tracker.toml"
+PROJECT_URL = "https://github.com/tos-tracker/tos-tracker"
+
+# Slugs become folder names under the store, so keep them to a safe alphabet.
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+
+DOCUMENT_KEYS = {"id", "service", "title", "url", "select", "remove"}
+REQUIRED_DOCUMENT_KEYS = ("id", "service", "title", "url")
+TOP_KEYS = {"store", "fetch", "report", "documents"}
+STORE_KEYS = {"path", "index"}
+FETCH_KEYS = {
+    "timeout",
+    "retries",
+    "backoff",
+    "max_retry_after",
+    "workers",
+    "per_host",
+    "user_agent",
+    "max_bytes",
+}
+REPORT_KEYS = {"templates"}
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """Politeness and patience: how long to wait, how often to retry, how many at once."""
+
+    timeout: float = 30.0
+    retries: int = 3
+    backoff: float = 1.0
+    max_retry_after: float = 120.0
+    workers: int = 4
+    per_host: int = 1
+    user_agent: str | None = None
+    max_bytes: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration; paths are absolute."""
+
+    path: Path | None
+    sources: tuple[Source, ...]
+    store_path: Path
+    index_path: Path
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    templates: Path | None = None
+
+    def source(self, document_id: str) -> Source | None:
+        return next((s for s in self.sources if s.id == document_id), None)
+
+
+def default_config_text() -> str:
+    """The configuration shipped with the package: the real documents we track."""
+    return resources.files("tracker").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def load_config(path: Path | None = None, *, base: Path | None = None) -> Config:
+    """Load `path`, else `tracker.toml` in `base` (the cwd), else the packaged default.
+
+    Relative store paths resolve against the config file's folder, so a cron job
+    that names `--config /srv/tracker/tracker.toml` finds its store next to it.
+    """
+    base = (base or Path.cwd()).resolve()
+    if path is None:
+        candidate = base / CONFIG_NAME
+        if candidate.exists():
+            path = candidate
+    if path is None:
+        return parse_config(default_config_text(), name="(built-in default)", root=base)
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
+    config = parse_config(text, name=str(path), root=path.resolve().parent)
+    return Config(
+        path=path.resolve(),
+        sources=config.sources,
+        store_path=config.store_path,
+        index_path=config.index_path,
+        fetch=config.fetch,
+        templates=config.templates,
+    )
+
+
+def parse_config(text: str, *, name: str, root: Path) -> Config:
+    """Validate TOML text; `name` is how errors refer to it."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+    _check_keys(data, TOP_KEYS, f"{name}: top level")
+
+    store = _table(data, "store", name)
+    _check_keys(store, STORE_KEYS, f"{name}: [store]")
+    store_path = root / _string(store.get("path", "snapshots"), f"{name}: [store] key 'path'")
+    index_path = root / _string(store.get("index", "tracker.db"), f"{name}: [store] key 'index'")
+
+    fetch = _parse_fetch(_table(data, "fetch", name), name)
+
+    report = _table(data, "report", name)
+    _check_keys(report, REPORT_KEYS, f"{name}: [report]")
+    templates = None
+    if "templates" in report:
+        templates = root / _string(report["templates"], f"{name}: [report] key 'templates'")
+
+    documents = data.get("documents", [])
+    if not isinstance(documents, list):
+        raise ConfigError(f"{name}: 'documents' must be an array of tables ([[documents]])")
+    sources: list[Source] = []
+    seen: set[str] = set()
+    for position, entry in enumerate(documents, start=1):
+        source = _parse_document(entry, position, name)
+        if source.id in seen:
+            raise ConfigError(
+                f"{name}: document '{source.id}': key 'id' duplicates an earlier document"
+            )
+        seen.add(source.id)
+        sources.append(source)
+    return Config(
+        path=None,
+        sources=tuple(sources),
+        store_path=store_path,
+        index_path=index_path,
+        fetch=fetch,
+        templates=templates,
+    )
+
+
+def _parse_fetch(table: dict[str, Any], name: str) -> FetchSettings:
+    _check_keys(table, FETCH_KEYS, f"{name}: [fetch]")
+    defaults = FetchSettings()
+    values: dict[str, Any] = {}
+    for key in ("timeout", "backoff", "max_retry_after"):
+        if key in table:
+            values[key] = _number(table[key], f"{name}: [fetch] key '{key}'", minimum=0)
+    for key in ("retries", "workers", "per_host", "max_bytes"):
+        if key in table:
+            minimum = 0 if key == "retries" else 1
+            value = table[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ConfigError(
+                    f"{name}: [fetch] key '{key}' must be an integer >= {minimum}, got {value!r}"
+                )
+            values[key] = value
+    if "timeout" in values and values["timeout"] == 0:
+        raise ConfigError(f"{name}: [fetch] key 'timeout' must be more than 0")
+    if "user_agent" in table:
+        values["user_agent"] = _string(table["user_agent"], f"{name}: [fetch] key 'user_agent'")
+    return FetchSettings(**{**defaults.__dict__, **values})
+
+
+def _parse_document(entry: Any, position: int, name: str) -> Source:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{name}: documents entry #{position} must be a table")
+    label = f"document '{entry['id']}'" if isinstance(entry.get("id"), str) else f"document #{position}"
+    where = f"{name}: {label}"
+    unknown = sorted(set(entry) - DOCUMENT_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(DOCUMENT_KEYS))})"
+        )
+    for key in REQUIRED_DOCUMENT_KEYS:
+        if key not in entry:
+            raise ConfigError(f"{where}: missing required key '{key}'")
+        _string(entry[key], f"{where}: key '{key}'")
+        if not entry[key].strip():
+            raise ConfigError(f"{where}: key '{key}' must not be empty")
+    doc_id = entry["id"]
+    if not ID_PATTERN.match(doc_id) or ".." in doc_id:
+        raise ConfigError(
+            f"{where}: key 'id' must be a lowercase slug such as 'azure-openai/code-of-conduct'"
+            " (letters, digits, '.', '-', '_', parts separated by '/')"
+        )
+    url = entry["url"]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
+        raise ConfigError(f"{where}: key 'url' must be an http(s) URL with a host, got {url!r}")
+    selectors: dict[str, tuple[str, ...]] = {}
+    for key in ("select", "remove"):
+        value = entry.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: key '{key}' must be a list of CSS selectors")
+        for selector in value:
+            try:
+                soupsieve.compile(selector)
+            except Exception as exc:  # soupsieve raises several types for bad syntax
+                raise ConfigError(
+                    f"{where}: key '{key}': invalid CSS selector {selector!r}: "
+                    f"{str(exc).splitlines()[0]}"
+                ) from None
+        selectors[key] = tuple(value)
+    return Source(
+        id=doc_id,
+        service=entry["service"].strip(),
+        title=entry["title"].strip(),
+        url=url,
+        select=selectors["select"],
+        remove=selectors["remove"],
+    )
+
+
+def _table(data: dict[str, Any], key: str, name: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: '{key}' must be a table ([{key}])")
+    return value
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def _number(value: Any, where: str, *, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ConfigError(f"{where} must be a number >= {minimum}, got {value!r}")
+    return float(value)

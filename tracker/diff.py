@@ -1,0 +1,167 @@
+"""Word diff of two extracted texts, with a time bound.
+
+Words (and the whitespace and punctuation between them) are mapped to single
+characters so diff-match-patch compares words rather than letters; its semantic
+cleanup then merges tiny equalities into readable edits. A time limit makes a
+huge rewrite degrade to a coarser diff instead of hanging a run.
+
+Two builds of the same library are supported: `fast-diff-match-patch` (C++) and
+`diff-match-patch` (pure Python). The C++ build is the default because it is
+about 20x faster on real policies (see bench/); set TOS_TRACKER_DIFF=python to
+force the pure one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import time
+from collections.abc import Sequence
+
+from .models import DiffResult
+
+TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
+WORD = re.compile(r"\w+")
+HEADING = re.compile(r"^(#{1,6}) +(.+)$", re.MULTILINE)
+DEFAULT_TIMEOUT = 5.0
+TOP_SECTION = "(beginning)"
+
+# Code points used to stand for tokens: skip controls and the surrogate block.
+_FIRST_CODE = 0x100
+_SURROGATES = range(0xD800, 0xE000)
+
+
+def tokenize(text: str) -> list[str]:
+    return TOKEN.findall(text)
+
+
+def word_diff(old: str, new: str, *, timeout: float = DEFAULT_TIMEOUT) -> DiffResult:
+    """Diff two texts word by word; `ops` are (-1 | 0 | 1, text) runs."""
+    started = time.perf_counter()
+    old_tokens, new_tokens = tokenize(old), tokenize(new)
+    old_chars, new_chars = _encode(old_tokens, new_tokens)
+    counts = _diff_counts(old_chars, new_chars, timeout)
+    elapsed = time.perf_counter() - started
+    ops = _decode(counts, old_tokens, new_tokens)
+    added = sum(len(WORD.findall(text)) for op, text in ops if op == 1)
+    removed = sum(len(WORD.findall(text)) for op, text in ops if op == -1)
+    return DiffResult(
+        ops=tuple(ops),
+        added_words=added,
+        removed_words=removed,
+        sections=tuple(sections_touched(old, new, ops)),
+        coarse=timeout > 0 and elapsed >= timeout,
+        seconds=elapsed,
+    )
+
+
+def backend() -> str:
+    choice = os.environ.get("TOS_TRACKER_DIFF", "").strip().lower()
+    if choice == "python":
+        return "python"
+    try:
+        import fast_diff_match_patch  # noqa: F401
+    except ImportError:  # pragma: no cover - declared dependency, but wheels may be missing
+        return "python"
+    return "fast"
+
+
+def _encode(old_tokens: Sequence[str], new_tokens: Sequence[str]) -> tuple[str, str]:
+    table: dict[str, str] = {}
+    code = _FIRST_CODE
+
+    def encode(tokens: Sequence[str]) -> str:
+        nonlocal code
+        out = []
+        for token in tokens:
+            char = table.get(token)
+            if char is None:
+                if code in _SURROGATES:
+                    code = _SURROGATES.stop
+                char = chr(code)
+                code += 1
+                table[token] = char
+            out.append(char)
+        return "".join(out)
+
+    return encode(old_tokens), encode(new_tokens)
+
+
+def _diff_counts(old: str, new: str, timeout: float) -> list[tuple[int, int]]:
+    """(op, length in tokens) runs from whichever library build is in use."""
+    if backend() == "fast":
+        import fast_diff_match_patch
+
+        signs = {"=": 0, "+": 1, "-": -1}
+        raw = fast_diff_match_patch.diff(
+            old, new, timelimit=timeout, checklines=False, cleanup="Semantic"
+        )
+        return [(signs[op], length) for op, length in raw]
+    import diff_match_patch
+
+    dmp = diff_match_patch.diff_match_patch()
+    dmp.Diff_Timeout = timeout
+    diffs = dmp.diff_main(old, new, False)
+    dmp.diff_cleanupSemantic(diffs)
+    return [(op, len(text)) for op, text in diffs]
+
+
+def _decode(
+    counts: Sequence[tuple[int, int]], old_tokens: Sequence[str], new_tokens: Sequence[str]
+) -> list[tuple[int, str]]:
+    ops: list[tuple[int, str]] = []
+    i = j = 0
+    for op, length in counts:
+        if op == 1:
+            text = "".join(new_tokens[j : j + length])
+            j += length
+        else:
+            text = "".join(old_tokens[i : i + length])
+            i += length
+            if op == 0:
+                j += length
+        if not text:
+            continue
+        if ops and ops[-1][0] == op:
+            ops[-1] = (op, ops[-1][1] + text)
+        else:
+            ops.append((op, text))
+    return ops
+
+
+def headings(text: str) -> tuple[list[int], list[str]]:
+    """Offsets and titles of markdown headings, for mapping positions to sections."""
+    offsets, titles = [], []
+    for match in HEADING.finditer(text):
+        offsets.append(match.start())
+        titles.append(match.group(2).strip())
+    return offsets, titles
+
+
+def sections_touched(old: str, new: str, ops: Sequence[tuple[int, str]]) -> list[str]:
+    """Titles of the headings under which text was inserted or deleted, in order."""
+    old_offsets, old_titles = headings(old)
+    new_offsets, new_titles = headings(new)
+    found: list[str] = []
+
+    def note(offsets: list[int], titles: list[str], position: int) -> None:
+        index = bisect.bisect_right(offsets, position) - 1
+        title = titles[index] if index >= 0 else TOP_SECTION
+        if title not in found:
+            found.append(title)
+
+    i = j = 0
+    for op, text in ops:
+        if op == 0:
+            i += len(text)
+            j += len(text)
+        elif op == -1:
+            if text.strip():
+                note(old_offsets, old_titles, i + len(text) - len(text.lstrip()))
+            i += len(text)
+        else:
+            if text.strip():
+                note(new_offsets, new_titles, j + len(text) - len(text.lstrip()))
+            j += len(text)
+    return found

@@ -1,0 +1,40 @@
+"""Errors the library raises; the CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+
+class TrackerError(Exception):
+    """Base class: something the user can act on, with a message that says what."""
+
+    exit_code = 1
+
+
+class ConfigError(TrackerError):
+    """The configuration file is missing, malformed or inconsistent."""
+
+    exit_code = 2
+
+
+class UnknownDocumentError(TrackerError):
+    """A command named a document id that is not configured and has no history."""
+
+    exit_code = 2
+
+
+class VersionNotFoundError(TrackerError):
+    """A date or hash given on the command line matches no stored version."""
+
+    exit_code = 2
+
+
+class FetchError(TrackerError):
+    """A document could not be fetched; `kind` says which way it failed."""
+
+    def __init__(self, kind: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
+class StoreError(TrackerError):
+    """The snapshot store is unreadable, inconsistent or could not be written."""

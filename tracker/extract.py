@@ -1,0 +1,335 @@
+"""Turn a raw HTML response into clean, deterministic, markdown-like text.
+
+Diffs are only as readable as the text they compare, so the output keeps the
+document's own structure (headings, lists, tables, link targets) and drops
+everything a reader never sees (scripts, styles, hidden elements, form widgets).
+The same bytes always give the same text: no clocks, no randomness, no network.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+
+from .errors import FetchError
+
+# Elements whose content is never document text.
+DROPPED_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "canvas",
+    "iframe",
+    "object",
+    "embed",
+    "head",
+    "select",
+    "option",
+    "input",
+    "textarea",
+    "link",
+    "meta",
+)
+
+BLOCK_TAGS = frozenset(
+    """address article aside blockquote body center dd details dialog div dl dt fieldset
+    figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr html legend li main
+    menu nav ol p pre section summary table tbody td tfoot th thead tr ul caption""".split()
+)
+
+HEADINGS = {f"h{n}": n for n in range(1, 7)}
+
+# Query parameters that identify a campaign or a visitor, never the target.
+TRACKING_PARAMS = frozenset(
+    {
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "fbclid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "_hsenc",
+        "_hsmi",
+        "igshid",
+        "yclid",
+        "twclid",
+        "ttclid",
+        "li_fat_id",
+        "mkt_tok",
+        "wt.mc_id",
+        "ocid",
+        "cmpid",
+        "spm",
+    }
+)
+TRACKING_PREFIXES = ("utm_", "pk_", "hsa_", "vero_")
+
+_HIDDEN_STYLE = re.compile(r"(display\s*:\s*none|visibility\s*:\s*hidden)", re.IGNORECASE)
+_SPACE = re.compile(r"[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_BREAK = "\x00"  # stands for <br> until whitespace has been collapsed
+
+
+def extract_text(
+    body: bytes | str,
+    *,
+    encoding: str | None = None,
+    select: Sequence[str] = (),
+    remove: Sequence[str] = (),
+) -> str:
+    """Extract the readable text of an HTML page.
+
+    `encoding` is the charset the server declared; when absent the document's own
+    `<meta charset>` or byte-level detection decides. Raises `FetchError` with kind
+    `selector` when `select` is given and matches nothing, so that a bot wall or a
+    redesigned page is never recorded as the document having been emptied.
+    """
+    soup = parse_html(body, encoding)
+    clean_tree(soup, remove)
+    roots: list[Tag] = select_roots(soup, select) if select else [soup.body or soup]
+    if select and not roots:
+        raise FetchError(
+            "selector",
+            f"no element matched the select selectors {list(select)!r}",
+        )
+    blocks: list[str] = []
+    for root in roots:
+        blocks.extend(_render_children(root))
+    return normalize_text("\n\n".join(blocks))
+
+
+def parse_html(body: bytes | str, encoding: str | None = None) -> BeautifulSoup:
+    """Parse with lxml; the server's declared charset wins over the page's guess."""
+    if isinstance(body, str):
+        return BeautifulSoup(body, "lxml")
+    if encoding:
+        try:
+            return BeautifulSoup(body, "lxml", from_encoding=encoding)
+        except LookupError:
+            pass  # an unknown charset name: let detection decide
+    return BeautifulSoup(body, "lxml")
+
+
+def clean_tree(soup: BeautifulSoup, remove: Iterable[str] = ()) -> None:
+    """Drop what a reader never sees, then what the configuration says to remove."""
+    for node in soup.find_all(string=lambda s: isinstance(s, Comment | ProcessingInstruction)):
+        node.extract()
+    for tag in soup.find_all(DROPPED_TAGS):
+        tag.decompose()
+    for tag in soup.find_all(_is_hidden):
+        tag.decompose()
+    for selector in remove:
+        for tag in soup.select(selector):
+            tag.decompose()
+
+
+def select_roots(soup: BeautifulSoup, selectors: Sequence[str]) -> list[Tag]:
+    """Elements matched by any selector, in document order, outermost only."""
+    matched: set[int] = set()
+    for selector in selectors:
+        matched.update(id(tag) for tag in soup.select(selector))
+    roots: list[Tag] = []
+    for tag in soup.find_all(True):
+        if id(tag) in matched and not any(id(parent) in matched for parent in tag.parents):
+            roots.append(tag)
+    return roots
+
+
+def normalize_text(text: str) -> str:
+    """Unicode NFC, no invisible characters, no trailing spaces, single blank lines."""
+    text = unicodedata.normalize("NFC", text)
+    text = _INVISIBLE.sub("", text)
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    out: list[str] = []
+    for line in lines:
+        if not line and (not out or not out[-1]):
+            continue
+        out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n" if out else ""
+
+
+def clean_url(href: str) -> str:
+    """Strip tracking parameters from a link target, keeping everything else as written."""
+    href = href.strip()
+    if "?" not in href:
+        return href
+    try:
+        parts = urlsplit(href)
+    except ValueError:
+        return href
+    kept = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key.lower() not in TRACKING_PARAMS and not key.lower().startswith(TRACKING_PREFIXES)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(kept, doseq=True)))
+
+
+def _is_hidden(tag: Tag) -> bool:
+    if tag.attrs is None:
+        return False
+    if tag.has_attr("hidden"):
+        return True
+    if str(tag.get("aria-hidden", "")).lower() == "true":
+        return True
+    style = tag.get("style")
+    return bool(style and _HIDDEN_STYLE.search(str(style)))
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _render_children(node: Tag) -> list[str]:
+    """Render a container's children as a list of blocks (paragraph-sized strings)."""
+    blocks: list[str] = []
+    inline: list[str] = []
+
+    def flush() -> None:
+        text = _finish_inline("".join(inline))
+        inline.clear()
+        if text:
+            blocks.append(text)
+
+    for child in node.children:
+        if isinstance(child, NavigableString):
+            if not isinstance(child, Comment | Declaration | Doctype | ProcessingInstruction):
+                inline.append(str(child))
+        elif isinstance(child, Tag):
+            if child.name in BLOCK_TAGS or _contains_block(child):
+                flush()
+                blocks.extend(_render_block(child))
+            else:
+                inline.append(_render_inline(child))
+    flush()
+    return blocks
+
+
+def _render_block(tag: Tag) -> list[str]:
+    name = tag.name
+    if name in HEADINGS:
+        text = _inline_of(tag)
+        return [f"{'#' * HEADINGS[name]} {text}"] if text else []
+    if name in ("ul", "ol", "menu"):
+        return _render_list(tag)
+    if name == "table":
+        return _render_table(tag)
+    if name == "pre":
+        code = tag.get_text().strip("\n")
+        return [f"```\n{code}\n```"] if code.strip() else []
+    if name == "hr":
+        return ["---"]
+    if name == "blockquote":
+        inner = _render_children(tag)
+        return ["\n".join("> " + line if line else ">" for line in b.split("\n")) for b in inner]
+    if name == "dd":
+        return [": " + b for b in _render_children(tag)]
+    return _render_children(tag)
+
+
+def _render_list(tag: Tag) -> list[str]:
+    ordered = tag.name == "ol"
+    try:
+        number = int(str(tag.get("start", "1")))
+    except ValueError:
+        number = 1
+    items: list[str] = []
+    for child in tag.children:
+        if not isinstance(child, Tag):
+            if isinstance(child, NavigableString) and str(child).strip():
+                items.append("- " + _finish_inline(str(child)))
+            continue
+        if child.name != "li":
+            items.extend(_render_block(child) if child.name in BLOCK_TAGS else [])
+            continue
+        if ordered and child.get("value"):
+            try:
+                number = int(str(child.get("value")))
+            except ValueError:
+                pass
+        marker = f"{number}. " if ordered else "- "
+        number += 1
+        body = "\n".join(_render_children(child))
+        if not body:
+            continue
+        indent = " " * len(marker)
+        lines = body.split("\n")
+        items.append(marker + lines[0] + "".join("\n" + (indent + ln if ln else "") for ln in lines[1:]))
+    return ["\n".join(items)] if items else []
+
+
+def _render_table(tag: Tag) -> list[str]:
+    rows: list[str] = []
+    header_done = False
+    for tr in tag.find_all("tr"):
+        if tr.find_parent("table") is not tag:
+            continue  # a nested table is rendered inside its cell's text
+        cells = tr.find_all(["th", "td"], recursive=False)
+        if not cells:
+            continue
+        texts = [" ".join(_render_children(c)).replace("\n", " ").replace("|", "\\|") for c in cells]
+        rows.append("| " + " | ".join(texts) + " |")
+        if not header_done:
+            header_done = True
+            if all(c.name == "th" for c in cells):
+                rows.append("|" + "|".join(" --- " for _ in cells) + "|")
+    caption = tag.find("caption")
+    out = [_inline_of(caption)] if caption and _inline_of(caption) else []
+    if rows:
+        out.append("\n".join(rows))
+    return out
+
+
+def _render_inline(tag: Tag) -> str:
+    name = tag.name
+    if name == "br":
+        return _BREAK
+    if name == "img":
+        return ""
+    inner = "".join(
+        _render_inline(c) if isinstance(c, Tag) else _text_of(c) for c in tag.children
+    )
+    if name == "a":
+        href = str(tag.get("href") or "").strip()
+        text = _finish_inline(inner)
+        if not text:
+            return ""
+        if not href or href.lower().startswith(("javascript:", "data:")):
+            return inner
+        return f"[{text}]({clean_url(href)})"
+    return inner
+
+
+def _text_of(node: object) -> str:
+    if isinstance(node, Comment | Declaration | Doctype | ProcessingInstruction):
+        return ""
+    return str(node)
+
+
+def _inline_of(tag: Tag) -> str:
+    return " ".join(_render_children(tag)).replace("\n", " ").strip()
+
+
+def _finish_inline(raw: str) -> str:
+    text = _SPACE.sub(" ", raw)
+    lines = [line.strip() for line in text.split(_BREAK)]
+    return "\n".join(line for line in lines if line).strip()
+
+
+def _contains_block(tag: Tag) -> bool:
+    """An inline element wrapping blocks (a card link around a heading) is a container."""
+    return tag.name != "a" and tag.find(BLOCK_TAGS) is not None or (
+        tag.name == "a" and tag.find(list(HEADINGS) + ["p", "div", "ul", "ol", "table"]) is not None
+    )

@@ -1,0 +1,231 @@
+"""HTTP fetching: one session, explicit timeouts, polite retries, conditional requests.
+
+Retries cover connection errors, 429 and 5xx, waiting what the server's
+`Retry-After` asks (up to a cap) or an exponential backoff. Documents are fetched
+concurrently, but never more than `per_host` at once from one host.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import requests
+
+from . import __version__
+from .config import PROJECT_URL, FetchSettings
+from .errors import FetchError
+from .models import FetchResult, Source, Validators
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = f"tos-tracker/{__version__} (+{PROJECT_URL})"
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Fetcher:
+    """Fetches sources with one shared `requests.Session`."""
+
+    def __init__(
+        self,
+        settings: FetchSettings | None = None,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings or FetchSettings()
+        self.session = session or self._new_session()
+        self.sleep = sleep
+        self.clock = clock
+        self._host_limits: dict[str, threading.Semaphore] = {}
+        self._lock = threading.Lock()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers["User-Agent"] = self.settings.user_agent or USER_AGENT
+        session.headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=max(4, self.settings.workers),
+            pool_maxsize=max(4, self.settings.workers),
+            max_retries=0,  # retries are ours, so Retry-After and logging are consistent
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def close(self) -> None:
+        self.session.close()
+
+    def fetch_all(
+        self,
+        sources: Iterable[Source],
+        validators: Callable[[Source], Validators | None],
+    ) -> Iterator[tuple[Source, FetchResult | FetchError]]:
+        """Fetch concurrently; yield each source with its result as soon as it is done."""
+        sources = list(sources)
+        with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
+            futures: dict[Future[FetchResult], Source] = {
+                pool.submit(self._fetch_limited, s, validators(s)): s for s in sources
+            }
+            for future in as_completed(futures):
+                source = futures[future]
+                try:
+                    yield source, future.result()
+                except FetchError as exc:
+                    yield source, exc
+                except Exception as exc:  # a bug or an odd library error: one document only
+                    log.exception("%s: unexpected error while fetching", source.id)
+                    yield source, FetchError("error", f"{type(exc).__name__}: {exc}")
+
+    def _fetch_limited(self, source: Source, validators: Validators | None) -> FetchResult:
+        host = (urlsplit(source.url).hostname or "").lower()
+        with self._lock:
+            limit = self._host_limits.setdefault(
+                host, threading.Semaphore(self.settings.per_host)
+            )
+        with limit:
+            return self.fetch(source, validators)
+
+    def fetch(self, source: Source, validators: Validators | None = None) -> FetchResult:
+        """Fetch one source, retrying transient failures; raise `FetchError` when it fails."""
+        settings = self.settings
+        headers = {}
+        if validators and validators.etag:
+            headers["If-None-Match"] = validators.etag
+        if validators and validators.last_modified:
+            headers["If-Modified-Since"] = validators.last_modified
+        started = time.perf_counter()
+        last_error: FetchError | None = None
+        for attempt in range(1, settings.retries + 2):
+            wait = settings.backoff * (2 ** (attempt - 1))
+            try:
+                response = self.session.get(
+                    source.url, headers=headers, timeout=settings.timeout, stream=True
+                )
+            except requests.exceptions.Timeout as exc:
+                last_error = FetchError("timeout", f"timed out after {settings.timeout:g} s: {exc}")
+            except requests.exceptions.TooManyRedirects as exc:
+                raise FetchError("redirects", f"too many redirects: {exc}") from None
+            except requests.exceptions.ConnectionError as exc:
+                kind = "dns" if _looks_like_dns(exc) else "connection"
+                last_error = FetchError(kind, f"could not connect: {_short(exc)}")
+            except requests.exceptions.RequestException as exc:
+                raise FetchError("error", f"request failed: {_short(exc)}") from None
+            else:
+                with response:
+                    status = response.status_code
+                    if status in RETRY_STATUSES:
+                        retry_after = _retry_after(response.headers.get("Retry-After"), self.clock)
+                        last_error = FetchError("http", f"HTTP {status}", status=status)
+                        if retry_after is not None:
+                            if retry_after > settings.max_retry_after:
+                                raise FetchError(
+                                    "http",
+                                    f"HTTP {status}; server asked to retry after "
+                                    f"{retry_after:.0f} s (more than max_retry_after "
+                                    f"{settings.max_retry_after:.0f} s)",
+                                    status=status,
+                                )
+                            wait = retry_after
+                    elif status == 304:
+                        return self._result(source, response, b"", attempt, started, True)
+                    elif status >= 400:
+                        raise FetchError("http", f"HTTP {status} {response.reason}", status=status)
+                    else:
+                        body = self._read_body(response)
+                        return self._result(source, response, body, attempt, started, False)
+            if attempt <= settings.retries:
+                log.info("%s: %s; retry %d in %.1f s", source.id, last_error, attempt, wait)
+                self.sleep(wait)
+        assert last_error is not None
+        raise FetchError(
+            last_error.kind,
+            f"{last_error} (after {settings.retries + 1} attempts)",
+            status=last_error.status,
+        )
+
+    def _read_body(self, response: requests.Response) -> bytes:
+        cap = self.settings.max_bytes
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise FetchError("too_large", f"body of {declared} bytes exceeds the {cap} byte cap")
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > cap:
+                    raise FetchError("too_large", f"body exceeds the {cap} byte cap")
+                chunks.append(chunk)
+        except requests.exceptions.RequestException as exc:
+            raise FetchError("connection", f"connection broke while reading: {_short(exc)}") from None
+        return b"".join(chunks)
+
+    def _result(
+        self,
+        source: Source,
+        response: requests.Response,
+        body: bytes,
+        attempts: int,
+        started: float,
+        not_modified: bool,
+    ) -> FetchResult:
+        content_type = response.headers.get("Content-Type")
+        match = _CHARSET.search(content_type or "")
+        return FetchResult(
+            source_id=source.id,
+            url=source.url,
+            final_url=response.url or source.url,
+            status=response.status_code,
+            fetched_at=self.clock(),
+            body=body,
+            content_type=content_type,
+            encoding=match.group(1) if match else None,
+            validators=Validators(
+                etag=response.headers.get("ETag"),
+                last_modified=response.headers.get("Last-Modified"),
+            ),
+            not_modified=not_modified,
+            attempts=attempts,
+            elapsed=time.perf_counter() - started,
+        )
+
+
+def _retry_after(value: str | None, clock: Clock) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - clock()).total_seconds())
+
+
+def _looks_like_dns(exc: Exception) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("NameResolutionError", "Name or service not known", "getaddrinfo"))
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 300 else text[:297] + "..."

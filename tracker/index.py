@@ -1,0 +1,378 @@
+"""The SQLite index (sqlite-utils): fast answers for the CLI and reports.
+
+Everything here can be rebuilt from the store's files (`rebuild`), and the
+pipeline keeps it up to date incrementally. Both paths go through the same
+row-building functions, so a rebuilt index equals an incrementally built one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .diff import word_diff
+from .models import Change, Source, Validators, Version
+from .store import Capture, Store, iso
+
+log = logging.getLogger(__name__)
+
+TABLES = ("documents", "snapshots", "versions", "changes", "runs", "fetch_errors")
+
+
+class Index:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(self.path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self._create_schema()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _create_schema(self) -> None:
+        db = self.db
+        db["documents"].create(
+            {
+                "id": str,
+                "service": str,
+                "title": str,
+                "url": str,
+                "configured": int,
+                "versions": int,
+                "changes": int,
+                "first_captured": str,
+                "last_version": str,
+                "last_changed": str,
+                "last_checked": str,
+                "last_status": str,
+                "last_error_kind": str,
+                "last_error": str,
+                "etag": str,
+                "last_modified": str,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        db["snapshots"].create(
+            {
+                "document": str,
+                "captured_at": str,
+                "sha256": str,
+                "path": str,
+                "bytes": int,
+                "url": str,
+                "final_url": str,
+                "status": int,
+                "content_type": str,
+                "encoding": str,
+                "etag": str,
+                "last_modified": str,
+            },
+            pk=("document", "captured_at"),
+            if_not_exists=True,
+        )
+        db["versions"].create(
+            {
+                "document": str,
+                "captured_at": str,
+                "sha256": str,
+                "path": str,
+                "bytes": int,
+                "snapshot_sha256": str,
+                "snapshot_path": str,
+            },
+            pk=("document", "captured_at"),
+            if_not_exists=True,
+        )
+        db["changes"].create(
+            {
+                "document": str,
+                "to_captured_at": str,
+                "from_captured_at": str,
+                "from_sha256": str,
+                "to_sha256": str,
+                "added_words": int,
+                "removed_words": int,
+                "sections": str,
+                "summary": str,
+                "coarse": int,
+            },
+            pk=("document", "to_captured_at"),
+            if_not_exists=True,
+        )
+        db["runs"].create(
+            {
+                "id": str,
+                "started_at": str,
+                "ended_at": str,
+                "documents": int,
+                "new": int,
+                "changed": int,
+                "unchanged": int,
+                "failed": int,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        db["fetch_errors"].create(
+            {
+                "run_id": str,
+                "document": str,
+                "at": str,
+                "kind": str,
+                "message": str,
+                "http_status": int,
+            },
+            pk=("run_id", "document"),
+            if_not_exists=True,
+        )
+        db["versions"].create_index(["document", "sha256"], if_not_exists=True)
+        db["changes"].create_index(["to_captured_at"], if_not_exists=True)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def upsert_sources(self, sources: Iterable[Source]) -> None:
+        with self.db.conn:
+            for source in sources:
+                self.db["documents"].upsert(
+                    {
+                        "id": source.id,
+                        "service": source.service,
+                        "title": source.title,
+                        "url": source.url,
+                        "configured": 1,
+                    },
+                    pk="id",
+                )
+
+    def add_capture(self, capture: Capture, change: Change | None) -> None:
+        """Record a new capture (and the change it makes) in one transaction."""
+        with self.db.conn:
+            self.db["snapshots"].upsert(snapshot_row(capture), pk=("document", "captured_at"))
+            if capture.version is not None:
+                self.db["versions"].upsert(
+                    version_row(capture.version), pk=("document", "captured_at")
+                )
+            if change is not None:
+                self.db["changes"].upsert(change_row(change), pk=("document", "to_captured_at"))
+            self._refresh_document(capture.document)
+
+    def apply_run(self, record: dict[str, Any]) -> None:
+        """Record a finished run, its errors and each document's last check."""
+        with self.db.conn:
+            self._apply_run(record)
+
+    def _apply_run(self, record: dict[str, Any]) -> None:
+        outcomes = record.get("outcomes", [])
+        self.db["runs"].upsert(
+            {
+                "id": record["id"],
+                "started_at": record["started_at"],
+                "ended_at": record.get("ended_at"),
+                "documents": len(outcomes),
+                **{s: sum(1 for o in outcomes if o["status"] == s) for s in _STATUSES},
+            },
+            pk="id",
+        )
+        for outcome in outcomes:
+            doc = outcome["document"]
+            if not self.db["documents"].count_where("id = ?", [doc]):
+                self.db["documents"].insert({"id": doc, "configured": 0}, pk="id")
+            update: dict[str, Any] = {
+                "last_checked": outcome["checked_at"],
+                "last_status": outcome["status"],
+                "last_error_kind": outcome.get("error_kind"),
+                "last_error": outcome.get("error"),
+            }
+            if outcome["status"] != "failed":
+                update["etag"] = outcome.get("etag")
+                update["last_modified"] = outcome.get("last_modified")
+            else:
+                self.db["fetch_errors"].upsert(
+                    {
+                        "run_id": record["id"],
+                        "document": doc,
+                        "at": outcome["checked_at"],
+                        "kind": outcome.get("error_kind"),
+                        "message": outcome.get("error"),
+                        "http_status": outcome.get("http_status"),
+                    },
+                    pk=("run_id", "document"),
+                )
+            self.db["documents"].update(doc, update)
+
+    def _refresh_document(self, document: str) -> None:
+        if not self.db["documents"].count_where("id = ?", [document]):
+            self.db["documents"].insert({"id": document, "configured": 0}, pk="id")
+        row = next(
+            self.db.query(
+                "select count(*) n, min(captured_at) first, max(captured_at) last "
+                "from versions where document = ?",
+                [document],
+            )
+        )
+        changes = next(
+            self.db.query(
+                "select count(*) n, max(to_captured_at) last from changes where document = ?",
+                [document],
+            )
+        )
+        self.db["documents"].update(
+            document,
+            {
+                "versions": row["n"],
+                "first_captured": row["first"],
+                "last_version": row["last"],
+                "changes": changes["n"],
+                "last_changed": changes["last"],
+            },
+        )
+
+    # --- rebuilding ------------------------------------------------------------------------
+
+    def rebuild(self, store: Store, sources: Iterable[Source]) -> dict[str, int]:
+        """Drop every row and rebuild from the store's files alone."""
+        with self.db.conn:
+            for table in TABLES:
+                self.db.execute(f"delete from {table}")
+        self.upsert_sources(sources)
+        for document in store.documents():
+            self.rebuild_document(store, document)
+        with self.db.conn:
+            for record in store.runs():
+                self._apply_run(record)
+        return {table: self.db[table].count for table in TABLES}
+
+    def rebuild_document(self, store: Store, document: str) -> None:
+        captures = store.captures(document)
+        rows_snap = [snapshot_row(c) for c in captures]
+        rows_ver = [version_row(c.version) for c in captures if c.version is not None]
+        changes = []
+        versions = [c.version for c in captures if c.version is not None]
+        for before, after in zip(versions, versions[1:], strict=False):
+            changes.append(change_row(compute_change(store, before, after)))
+        with self.db.conn:
+            for table in ("snapshots", "versions"):
+                self.db.execute(f"delete from {table} where document = ?", [document])
+            self.db.execute("delete from changes where document = ?", [document])
+            self.db["snapshots"].insert_all(rows_snap, pk=("document", "captured_at"))
+            self.db["versions"].insert_all(rows_ver, pk=("document", "captured_at"))
+            self.db["changes"].insert_all(changes, pk=("document", "to_captured_at"))
+            self._refresh_document(document)
+
+    def sync(self, store: Store, documents: Iterable[str]) -> list[str]:
+        """Bring documents whose files are ahead of the index (after a crash) back in line."""
+        repaired = []
+        for document in documents:
+            on_disk = [iso(c.captured_at) for c in store.captures(document)]
+            indexed = [
+                r["captured_at"]
+                for r in self.db.query(
+                    "select captured_at from snapshots where document = ? order by captured_at",
+                    [document],
+                )
+            ]
+            if on_disk != indexed:
+                log.warning("%s: index was behind the files; rebuilding its rows", document)
+                self.rebuild_document(store, document)
+                repaired.append(document)
+        return repaired
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def validators(self, document: str) -> Validators:
+        row = self.db["documents"].get(document) if self._has(document) else None
+        if not row:
+            return Validators()
+        return Validators(etag=row.get("etag"), last_modified=row.get("last_modified"))
+
+    def _has(self, document: str) -> bool:
+        return bool(self.db["documents"].count_where("id = ?", [document]))
+
+    def document(self, document: str) -> dict[str, Any] | None:
+        return self.db["documents"].get(document) if self._has(document) else None
+
+    def changes(self, document: str | None = None) -> list[dict[str, Any]]:
+        sql = "select * from changes"
+        params: list[Any] = []
+        if document:
+            sql += " where document = ?"
+            params.append(document)
+        sql += " order by to_captured_at desc, document"
+        return [_decode_change(r) for r in self.db.query(sql, params)]
+
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of every table in a stable order, for comparing two indexes."""
+        out = {}
+        for table in TABLES:
+            pks = self.db[table].pks
+            order = ", ".join(pks)
+            out[table] = list(self.db.query(f"select * from {table} order by {order}"))
+        return out
+
+
+_STATUSES = ("new", "changed", "unchanged", "failed")
+
+
+def compute_change(store: Store, before: Version, after: Version) -> Change:
+    diff = word_diff(store.read_text(before), store.read_text(after))
+    return Change(document=after.document, before=before, after=after, diff=diff)
+
+
+def snapshot_row(capture: Capture) -> dict[str, Any]:
+    s = capture.snapshot
+    return {
+        "document": s.document,
+        "captured_at": iso(s.captured_at),
+        "sha256": s.sha256,
+        "path": s.path,
+        "bytes": s.bytes,
+        "url": s.url,
+        "final_url": s.final_url,
+        "status": s.status,
+        "content_type": s.content_type,
+        "encoding": s.encoding,
+        "etag": s.etag,
+        "last_modified": s.last_modified,
+    }
+
+
+def version_row(version: Version) -> dict[str, Any]:
+    return {
+        "document": version.document,
+        "captured_at": iso(version.captured_at),
+        "sha256": version.sha256,
+        "path": version.path,
+        "bytes": version.bytes,
+        "snapshot_sha256": version.snapshot_sha256,
+        "snapshot_path": version.snapshot_path,
+    }
+
+
+def change_row(change: Change) -> dict[str, Any]:
+    return {
+        "document": change.document,
+        "to_captured_at": iso(change.after.captured_at),
+        "from_captured_at": iso(change.before.captured_at),
+        "from_sha256": change.before.sha256,
+        "to_sha256": change.after.sha256,
+        "added_words": change.diff.added_words,
+        "removed_words": change.diff.removed_words,
+        "sections": json.dumps(list(change.diff.sections), ensure_ascii=False),
+        "summary": change.summary,
+        "coarse": int(change.diff.coarse),
+    }
+
+
+def _decode_change(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    row["sections"] = json.loads(row["sections"] or "[]")
+    row["coarse"] = bool(row["coarse"])
+    return row

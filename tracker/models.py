@@ -1,0 +1,154 @@
+"""Frozen dataclasses handed from one pipeline stage to the next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Source:
+    """One tracked document as configured."""
+
+    id: str
+    service: str
+    title: str
+    url: str
+    select: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What the server said about its copy, echoed back for conditional requests."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A successful HTTP exchange: new bytes, or `not_modified` for a 304."""
+
+    source_id: str
+    url: str
+    final_url: str
+    status: int
+    fetched_at: datetime
+    body: bytes
+    content_type: str | None
+    encoding: str | None
+    validators: Validators
+    not_modified: bool = False
+    attempts: int = 1
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stored raw response (gzip on disk) and what we know about how it was fetched."""
+
+    document: str
+    captured_at: datetime
+    sha256: str
+    path: str
+    bytes: int
+    url: str
+    final_url: str
+    status: int
+    content_type: str | None
+    encoding: str | None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Version:
+    """A stored extracted text; `snapshot_sha256` names the raw response it came from."""
+
+    document: str
+    captured_at: datetime
+    sha256: str
+    path: str
+    bytes: int
+    snapshot_sha256: str | None
+    snapshot_path: str | None
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    """A word diff of two texts, as (op, text) runs with op -1, 0 or +1."""
+
+    ops: tuple[tuple[int, str], ...]
+    added_words: int
+    removed_words: int
+    sections: tuple[str, ...]
+    coarse: bool = False
+    seconds: float = 0.0
+
+    @property
+    def inserted(self) -> list[str]:
+        return [text for op, text in self.ops if op == 1]
+
+    @property
+    def deleted(self) -> list[str]:
+        return [text for op, text in self.ops if op == -1]
+
+
+@dataclass(frozen=True)
+class Change:
+    """Two consecutive versions of one document and the diff between them."""
+
+    document: str
+    before: Version
+    after: Version
+    diff: DiffResult
+
+    @property
+    def summary(self) -> str:
+        parts = []
+        if self.diff.added_words:
+            parts.append(f"{self.diff.added_words} words added")
+        if self.diff.removed_words:
+            parts.append(f"{self.diff.removed_words} words removed")
+        if not parts:
+            parts.append("whitespace or formatting only")
+        where = ""
+        if self.diff.sections:
+            shown = ", ".join(f"'{s}'" for s in self.diff.sections[:3])
+            more = len(self.diff.sections) - 3
+            where = f" in {shown}" + (f" and {more} more sections" if more > 0 else "")
+        return ", ".join(parts) + where
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    """What one run did for one document: status is new, changed, unchanged or failed."""
+
+    document: str
+    status: str
+    checked_at: datetime
+    version: Version | None = None
+    change: Change | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    validators: Validators = field(default_factory=Validators)
+    snapshot_stored: bool = False
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run over the configured documents."""
+
+    id: str
+    started_at: datetime
+    ended_at: datetime
+    outcomes: tuple[DocumentOutcome, ...]
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")

@@ -1,0 +1,215 @@
+"""One run: fetch → extract → store → diff → index, with errors kept per document.
+
+A failing document never stops the others and never touches its history: the
+error is recorded on the run and the last good version stays current.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import Config
+from .errors import FetchError, UnknownDocumentError
+from .extract import extract_text
+from .fetch import Clock, Fetcher, utcnow
+from .index import Index, compute_change
+from .models import Change, DocumentOutcome, FetchResult, RunSummary, Source, Validators
+from .store import Store, iso
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[DocumentOutcome], None]
+
+
+@dataclass
+class Tracker:
+    """The store, the index and the configuration of one working directory."""
+
+    config: Config
+    store: Store
+    index: Index
+
+    @classmethod
+    def open(cls, config: Config) -> Tracker:
+        tracker = cls(config, Store(config.store_path), Index(config.index_path))
+        tracker.index.upsert_sources(config.sources)
+        return tracker
+
+    def close(self) -> None:
+        self.index.close()
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def known_documents(self) -> list[str]:
+        ids = [s.id for s in self.config.sources]
+        return ids + [d for d in self.store.documents() if d not in ids]
+
+    def require_document(self, document: str) -> None:
+        if document not in self.known_documents():
+            known = ", ".join(self.known_documents()) or "(none)"
+            raise UnknownDocumentError(
+                f"unknown document {document!r}; configured or stored: {known}"
+            )
+
+
+def select_sources(config: Config, only: Sequence[str] | None) -> list[Source]:
+    if not only:
+        return list(config.sources)
+    chosen = []
+    for doc_id in only:
+        source = config.source(doc_id)
+        if source is None:
+            known = ", ".join(s.id for s in config.sources)
+            raise UnknownDocumentError(f"unknown document {doc_id!r}; configured: {known}")
+        chosen.append(source)
+    return chosen
+
+
+def run(
+    tracker: Tracker,
+    *,
+    only: Sequence[str] | None = None,
+    clock: Clock = utcnow,
+    fetcher: Fetcher | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Fetch every selected document once and record what changed."""
+    sources = select_sources(tracker.config, only)
+    store, index = tracker.store, tracker.index
+    index.sync(store, [s.id for s in sources])
+    started = clock()
+    run_id = store.new_run_id(started)
+    own_fetcher = fetcher is None
+    fetcher = fetcher or Fetcher(tracker.config.fetch, clock=clock)
+
+    def validators_for(source: Source) -> Validators | None:
+        # Only ask "has it changed?" when we hold a copy to fall back on.
+        if store.latest_capture(source.id) is None:
+            return None
+        return index.validators(source.id)
+
+    outcomes: dict[str, DocumentOutcome] = {}
+    try:
+        for source, result in fetcher.fetch_all(sources, validators_for):
+            if isinstance(result, FetchError):
+                outcome = _failed(source, result, clock)
+            else:
+                outcome = _record(tracker, source, result)
+            outcomes[source.id] = outcome
+            if progress:
+                progress(outcome)
+    finally:
+        if own_fetcher:
+            fetcher.close()
+    ordered = tuple(outcomes[s.id] for s in sources if s.id in outcomes)
+    summary = RunSummary(id=run_id, started_at=started, ended_at=clock(), outcomes=ordered)
+    record = run_record(summary)
+    store.write_run(record)
+    index.apply_run(record)
+    return summary
+
+
+def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentOutcome:
+    store, index = tracker.store, tracker.index
+    base = {
+        "document": source.id,
+        "checked_at": fetched.fetched_at,
+        "http_status": fetched.status,
+        "validators": fetched.validators,
+    }
+    if fetched.not_modified:
+        # A 304 may omit the validators; keep the ones we sent for next time.
+        sent = index.validators(source.id)
+        base["validators"] = Validators(
+            etag=fetched.validators.etag or sent.etag,
+            last_modified=fetched.validators.last_modified or sent.last_modified,
+        )
+        current = store.latest_version(source.id)
+        if current is None:
+            return DocumentOutcome(
+                status="failed",
+                error_kind="http",
+                error="HTTP 304 but no stored copy to compare with",
+                **base,
+            )
+        return DocumentOutcome(status="unchanged", version=current, **base)
+    try:
+        text = extract_text(
+            fetched.body, encoding=fetched.encoding, select=source.select, remove=source.remove
+        )
+    except FetchError as exc:
+        return DocumentOutcome(status="failed", error_kind=exc.kind, error=str(exc), **base)
+    if not text.strip():
+        return DocumentOutcome(
+            status="failed",
+            error_kind="empty",
+            error="the page has no readable text (is it rendered by JavaScript?)",
+            **base,
+        )
+    previous = store.latest_version(source.id)
+    capture, current = store.record(source.id, fetched, text)
+    change: Change | None = None
+    if capture is not None and capture.version is not None and previous is not None:
+        change = compute_change(store, previous, capture.version)
+    if capture is not None:
+        index.add_capture(capture, change)
+    if capture is None or capture.version is None:
+        status = "unchanged"
+    elif previous is None:
+        status = "new"
+    else:
+        status = "changed"
+    return DocumentOutcome(
+        status=status,
+        version=current,
+        change=change,
+        snapshot_stored=capture is not None,
+        **base,
+    )
+
+
+def _failed(source: Source, error: FetchError, clock: Clock) -> DocumentOutcome:
+    log.warning("%s: %s", source.id, error)
+    return DocumentOutcome(
+        document=source.id,
+        status="failed",
+        checked_at=clock(),
+        error_kind=error.kind,
+        error=str(error),
+        http_status=error.status,
+    )
+
+
+def run_record(summary: RunSummary) -> dict[str, Any]:
+    """The run as it is journaled under `_runs/` and printed by `run --json`."""
+    return {
+        "id": summary.id,
+        "started_at": iso(summary.started_at),
+        "ended_at": iso(summary.ended_at),
+        "counts": {s: summary.count(s) for s in ("new", "changed", "unchanged", "failed")},
+        "outcomes": [
+            {
+                "document": o.document,
+                "status": o.status,
+                "checked_at": iso(o.checked_at),
+                "http_status": o.http_status,
+                "etag": o.validators.etag,
+                "last_modified": o.validators.last_modified,
+                "version": iso(o.version.captured_at) if o.version else None,
+                "sha256": o.version.sha256 if o.version else None,
+                "snapshot_stored": o.snapshot_stored,
+                "added_words": o.change.diff.added_words if o.change else None,
+                "removed_words": o.change.diff.removed_words if o.change else None,
+                "error_kind": o.error_kind,
+                "error": o.error,
+            }
+            for o in summary.outcomes
+        ],
+    }

@@ -1,0 +1,196 @@
+"""Rendering changes for people: HTML change reports (Jinja2) and terminal diffs.
+
+Everything that comes from a tracked page is untrusted, so the environment
+autoescapes every template, including user templates searched first.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+import jinja2
+
+from . import __version__
+from .index import compute_change
+from .models import Change, Source
+from .pipeline import Tracker
+from .store import atomic_write, iso, stem_for
+
+CONTEXT_LINES = 3
+
+
+def packaged_templates() -> Path:
+    """Templates inside the installed package, or the repository's `templates/` folder."""
+    inside = Path(str(resources.files("tracker"))) / "templates"
+    if inside.is_dir():
+        return inside
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def template_env(user_dir: Path | None = None) -> jinja2.Environment:
+    search = [str(user_dir)] if user_dir else []
+    search.append(str(packaged_templates()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.globals["version"] = __version__
+    return env
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of the diff as shown: equal, inserted, deleted, or skipped unchanged lines."""
+
+    kind: str
+    text: str
+    lines: int = 0
+
+
+def diff_segments(ops: tuple[tuple[int, str], ...], context: int = CONTEXT_LINES) -> list[Segment]:
+    """Turn diff runs into display segments, folding long unchanged stretches."""
+    segments: list[Segment] = []
+    last = len(ops) - 1
+    for position, (op, text) in enumerate(ops):
+        if op == 1:
+            segments.append(Segment("ins", text))
+        elif op == -1:
+            segments.append(Segment("del", text))
+        else:
+            segments.extend(_fold(text, context, first=position == 0, final=position == last))
+    return segments
+
+
+def _fold(text: str, context: int, *, first: bool, final: bool) -> list[Segment]:
+    lines = text.split("\n")
+    keep_head = 0 if first else context + 1
+    keep_tail = 0 if final else context + 1
+    if len(lines) <= keep_head + keep_tail + 2:
+        return [Segment("eq", text)]
+    head = "\n".join(lines[:keep_head])
+    tail = "\n".join(lines[len(lines) - keep_tail :])
+    hidden = lines[keep_head : len(lines) - keep_tail]
+    out = []
+    if keep_head:
+        out.append(Segment("eq", head + "\n"))
+    out.append(Segment("skip", "\n".join(hidden), lines=len(hidden)))
+    if keep_tail:
+        out.append(Segment("eq", "\n" + tail))
+    return out
+
+
+# --- HTML report ---------------------------------------------------------------------------
+
+
+def change_page_name(change: Change) -> str:
+    return "/".join((*change.document.split("/"), stem_for(change.after.captured_at) + ".html"))
+
+
+def write_report(
+    tracker: Tracker, out_dir: Path, documents: list[str] | None = None
+) -> tuple[Path, list[Path]]:
+    """Write one HTML page per change and an index; return the index and the change pages."""
+    env = template_env(tracker.config.templates)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    docs = documents or tracker.known_documents()
+    pages: list[Path] = []
+    listing: list[dict[str, Any]] = []
+    for document in docs:
+        source = tracker.config.source(document)
+        versions = tracker.store.versions(document)
+        entries = []
+        for before, after in zip(versions, versions[1:], strict=False):
+            change = compute_change(tracker.store, before, after)
+            name = change_page_name(change)
+            page = out_dir / name
+            html = env.get_template("change.html").render(
+                **change_context(change, source, tracker, page.parent)
+            )
+            atomic_write(page, html.encode("utf-8"))
+            pages.append(page)
+            entries.append({"change": change, "href": name})
+        entries.reverse()
+        listing.append(
+            {
+                "id": document,
+                "source": source,
+                "versions": versions,
+                "entries": entries,
+                "current_href": _rel(tracker.store.root / versions[-1].path, out_dir)
+                if versions
+                else None,
+            }
+        )
+    index = out_dir / "index.html"
+    html = env.get_template("report_index.html").render(documents=listing, iso=iso)
+    atomic_write(index, html.encode("utf-8"))
+    return index, pages
+
+
+def change_context(
+    change: Change, source: Source | None, tracker: Tracker, page_dir: Path
+) -> dict[str, Any]:
+    store_root = tracker.store.root
+
+    def link(path: str | None) -> str | None:
+        return _rel(store_root / path, page_dir) if path else None
+
+    depth = len(change.document.split("/"))
+    return {
+        "change": change,
+        "source": source,
+        "title": source.title if source else change.document,
+        "segments": diff_segments(change.diff.ops),
+        "before": {
+            "when": iso(change.before.captured_at),
+            "text": link(change.before.path),
+            "snapshot": link(change.before.snapshot_path),
+            "sha256": change.before.sha256,
+        },
+        "after": {
+            "when": iso(change.after.captured_at),
+            "text": link(change.after.path),
+            "snapshot": link(change.after.snapshot_path),
+            "sha256": change.after.sha256,
+        },
+        "home": "../" * depth + "index.html",
+    }
+
+
+def _rel(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+
+
+# --- terminal ------------------------------------------------------------------------------
+
+
+def terminal_diff(change: Change, *, color: bool, context: int = 1) -> str:
+    """A word diff for the terminal: [-deleted-]{+inserted+}, changed lines with context."""
+    head = [
+        f"{change.document}: {iso(change.before.captured_at)} → {iso(change.after.captured_at)}",
+        f"{change.summary}",
+        "",
+    ]
+    body: list[str] = []
+    for segment in diff_segments(change.diff.ops, context=context):
+        if segment.kind == "eq":
+            body.append(segment.text)
+        elif segment.kind == "skip":
+            body.append(f"… {segment.lines} unchanged lines …")
+        elif segment.kind == "ins":
+            marked = "{+" + segment.text + "+}"
+            body.append(click.style(marked, fg="green", bold=True) if color else marked)
+        else:
+            marked = "[-" + segment.text + "-]"
+            body.append(click.style(marked, fg="red", strikethrough=True) if color else marked)
+    return "\n".join(head) + "".join(body).rstrip("\n") + "\n"

@@ -1,0 +1,295 @@
+"""Dated files under `snapshots/`: the source of truth that the index is rebuilt from.
+
+Layout, one folder per document id (`azure-openai/code-of-conduct/`):
+
+    20240502T120000Z.html.gz   the raw response, gzip (kept when it differs from the last)
+    20240502T120000Z.md        the extracted text (kept when it differs from the last version)
+    20240502T120000Z.json      how it was fetched; written last, so it marks the capture complete
+
+and `_runs/<run id>.json` for the run journal. Every file is written to a temporary
+name and renamed into place, so a crash leaves either the old state or the new one.
+A capture whose `.json` is missing is incomplete and ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreError
+from .models import FetchResult, Snapshot, Version
+
+log = logging.getLogger(__name__)
+
+STEM_FORMAT = "%Y%m%dT%H%M%SZ"
+RUNS_DIR = "_runs"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stem_for(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(STEM_FORMAT)
+
+
+def parse_stem(stem: str) -> datetime:
+    return datetime.strptime(stem, STEM_FORMAT).replace(tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, to the second: the one time format we print and store."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One completed capture: the metadata file plus the snapshot and version it names."""
+
+    document: str
+    captured_at: datetime
+    meta: dict[str, Any]
+    snapshot: Snapshot
+    version: Version | None
+
+
+class Store:
+    """Reads and writes one store folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def document_dir(self, document: str) -> Path:
+        return self.root.joinpath(*document.split("/"))
+
+    def documents(self) -> list[str]:
+        """Ids of every document with at least one capture on disk."""
+        if not self.root.exists():
+            return []
+        found = set()
+        for meta in self.root.rglob("*.json"):
+            rel = meta.parent.relative_to(self.root)
+            if rel.parts and rel.parts[0] != RUNS_DIR and not meta.name.startswith("."):
+                found.add("/".join(rel.parts))
+        return sorted(found)
+
+    def captures(self, document: str) -> list[Capture]:
+        return [self._load_capture(document, p) for p in self._meta_files(document)]
+
+    def latest_capture(self, document: str) -> Capture | None:
+        files = self._meta_files(document)
+        return self._load_capture(document, files[-1]) if files else None
+
+    def versions(self, document: str) -> list[Version]:
+        return [c.version for c in self.captures(document) if c.version is not None]
+
+    def latest_version(self, document: str) -> Version | None:
+        for meta in reversed(self._meta_files(document)):
+            capture = self._load_capture(document, meta)
+            if capture.version is not None:
+                return capture.version
+        return None
+
+    def read_text(self, version: Version) -> str:
+        return (self.root / version.path).read_text(encoding="utf-8")
+
+    def read_snapshot(self, snapshot_path: str) -> bytes:
+        return gzip.decompress((self.root / snapshot_path).read_bytes())
+
+    def _meta_files(self, document: str) -> list[Path]:
+        folder = self.document_dir(document)
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+
+    def _load_capture(self, document: str, meta_path: Path) -> Capture:
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{meta_path}: unreadable capture metadata: {exc}") from None
+        captured_at = parse_iso(meta["captured_at"])
+        snap = meta["snapshot"]
+        snapshot = Snapshot(
+            document=document,
+            captured_at=captured_at,
+            sha256=snap["sha256"],
+            path=snap["path"],
+            bytes=snap["bytes"],
+            url=meta["url"],
+            final_url=meta.get("final_url") or meta["url"],
+            status=meta.get("status", 200),
+            content_type=meta.get("content_type"),
+            encoding=meta.get("encoding"),
+            etag=meta.get("etag"),
+            last_modified=meta.get("last_modified"),
+        )
+        version = None
+        if meta.get("version"):
+            ver = meta["version"]
+            version = Version(
+                document=document,
+                captured_at=captured_at,
+                sha256=ver["sha256"],
+                path=ver["path"],
+                bytes=ver["bytes"],
+                snapshot_sha256=snapshot.sha256,
+                snapshot_path=snapshot.path,
+            )
+        return Capture(document, captured_at, meta, snapshot, version)
+
+    # --- writing ---------------------------------------------------------------------
+
+    def record(
+        self, document: str, fetched: FetchResult, text: str
+    ) -> tuple[Capture | None, Version | None]:
+        """Store a fetch unless its raw bytes equal the last snapshot's.
+
+        Returns the new capture (or None when nothing was written) and the version that
+        is now current for the document (new, or the previous one when the text is the
+        same). Write order is raw, text, metadata: the metadata file commits the capture.
+        """
+        previous = self.latest_capture(document)
+        raw_sha = sha256_hex(fetched.body)
+        current = self.latest_version(document)
+        if previous is not None and previous.snapshot.sha256 == raw_sha:
+            return None, current
+        folder = self.document_dir(document)
+        moment = fetched.fetched_at.astimezone(UTC).replace(microsecond=0)
+        if previous is not None and moment <= previous.captured_at:
+            log.warning(
+                "%s: clock is at or before the last capture (%s); recording 1 s after it",
+                document,
+                iso(previous.captured_at),
+            )
+            moment = previous.captured_at + timedelta(seconds=1)
+        stem = stem_for(moment)
+        while any(folder.glob(f"{stem}.*")):
+            moment += timedelta(seconds=1)
+            stem = stem_for(moment)
+        rel = "/".join((*document.split("/"), stem))
+
+        raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
+        compressed = gzip.compress(fetched.body, compresslevel=9, mtime=0)
+        atomic_write(folder / raw_name, compressed)
+
+        text_bytes = text.encode("utf-8")
+        text_sha = sha256_hex(text_bytes)
+        version_meta = None
+        if current is None or current.sha256 != text_sha:
+            atomic_write(folder / f"{stem}.md", text_bytes)
+            version_meta = {"sha256": text_sha, "path": f"{rel}.md", "bytes": len(text_bytes)}
+
+        meta = {
+            "document": document,
+            "captured_at": iso(moment),
+            "url": fetched.url,
+            "final_url": fetched.final_url,
+            "status": fetched.status,
+            "content_type": fetched.content_type,
+            "encoding": fetched.encoding,
+            "etag": fetched.validators.etag,
+            "last_modified": fetched.validators.last_modified,
+            "snapshot": {
+                "sha256": raw_sha,
+                "path": "/".join((*document.split("/"), raw_name)),
+                "bytes": len(fetched.body),
+                "stored_bytes": len(compressed),
+            },
+            "version": version_meta,
+        }
+        atomic_write(folder / f"{stem}.json", _json_bytes(meta))
+        capture = self._load_capture(document, folder / f"{stem}.json")
+        return capture, capture.version or current
+
+    # --- run journal -------------------------------------------------------------------
+
+    def write_run(self, record: dict[str, Any]) -> None:
+        atomic_write(self.root / RUNS_DIR / f"{record['id']}.json", _json_bytes(record))
+
+    def runs(self) -> Iterator[dict[str, Any]]:
+        folder = self.root / RUNS_DIR
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.json")):
+            if path.name.startswith("."):
+                continue
+            try:
+                yield json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                log.warning("%s: skipping unreadable run record: %s", path, exc)
+
+    def new_run_id(self, started_at: datetime) -> str:
+        base = stem_for(started_at)
+        candidate, n = base, 1
+        while (self.root / RUNS_DIR / f"{candidate}.json").exists():
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    def disk_usage(self) -> int:
+        if not self.root.exists():
+            return 0
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def _raw_suffix(content_type: str | None) -> str:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind in ("text/html", "application/xhtml+xml", ""):
+        return ".html"
+    if kind == "text/plain":
+        return ".txt"
+    if kind == "text/markdown":
+        return ".md.txt"
+    if kind == "application/pdf":
+        return ".pdf"
+    return ".bin"
+
+
+def _json_bytes(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
