@@ -1,8 +1,9 @@
 """Word diff of two extracted texts, with a time bound.
 
-Words (and the whitespace and punctuation between them) are mapped to single
-characters so diff-match-patch compares words rather than letters; its semantic
-cleanup then merges tiny equalities into readable edits. A time limit makes a
+Lines are diffed first, so unchanged paragraphs stay unchanged; inside each
+changed stretch, words (and the whitespace and punctuation between them) are
+mapped to single characters so diff-match-patch compares words rather than
+letters, and its semantic cleanup merges tiny equalities into readable edits. A time limit makes a
 huge rewrite degrade to a coarser diff instead of hanging a run.
 
 Two builds of the same library are supported: `fast-diff-match-patch` (C++) and
@@ -37,13 +38,55 @@ def tokenize(text: str) -> list[str]:
 
 
 def word_diff(old: str, new: str, *, timeout: float = DEFAULT_TIMEOUT) -> DiffResult:
-    """Diff two texts word by word; `ops` are (-1 | 0 | 1, text) runs."""
+    """Diff two texts: lines first, then words inside each changed stretch of lines.
+
+    Diffing lines first keeps unchanged paragraphs and list items unchanged (a
+    word-level semantic cleanup alone would fold a short unchanged paragraph
+    between two edits into them). Blank lines travel with the line after them,
+    so they cannot be matched on their own and misalign a paragraph. `ops` are (-1 | 0 | 1, text) runs.
+    """
     started = time.perf_counter()
-    old_tokens, new_tokens = tokenize(old), tokenize(new)
-    old_chars, new_chars = _encode(old_tokens, new_tokens)
-    counts = _diff_counts(old_chars, new_chars, timeout)
+    deadline = started + timeout if timeout > 0 else None
+    old_lines, new_lines = units(old), units(new)
+    line_counts = _diff_counts(*_encode(old_lines, new_lines), timeout, semantic=False)
+    ops: list[tuple[int, str]] = []
+    coarse = False
+    deleted: list[str] = []
+    inserted: list[str] = []
+
+    def flush() -> None:
+        nonlocal coarse
+        if deleted and inserted:
+            left = 0.0 if deadline is None else deadline - time.perf_counter()
+            if deadline is not None and left <= 0:
+                coarse = True
+                _append(ops, -1, "".join(deleted))
+                _append(ops, 1, "".join(inserted))
+            else:
+                for op, text in _word_ops("".join(deleted), "".join(inserted), max(left, 0.0)):
+                    _append(ops, op, text)
+        elif deleted:
+            _append(ops, -1, "".join(deleted))
+        elif inserted:
+            _append(ops, 1, "".join(inserted))
+        deleted.clear()
+        inserted.clear()
+
+    i = j = 0
+    for op, length in line_counts:
+        if op == 0:
+            flush()
+            _append(ops, 0, "".join(old_lines[i : i + length]))
+            i += length
+            j += length
+        elif op == -1:
+            deleted.extend(old_lines[i : i + length])
+            i += length
+        else:
+            inserted.extend(new_lines[j : j + length])
+            j += length
+    flush()
     elapsed = time.perf_counter() - started
-    ops = _decode(counts, old_tokens, new_tokens)
     added = sum(len(WORD.findall(text)) for op, text in ops if op == 1)
     removed = sum(len(WORD.findall(text)) for op, text in ops if op == -1)
     return DiffResult(
@@ -51,9 +94,39 @@ def word_diff(old: str, new: str, *, timeout: float = DEFAULT_TIMEOUT) -> DiffRe
         added_words=added,
         removed_words=removed,
         sections=tuple(sections_touched(old, new, ops)),
-        coarse=timeout > 0 and elapsed >= timeout,
+        coarse=coarse or (deadline is not None and elapsed >= timeout),
         seconds=elapsed,
     )
+
+
+def units(text: str) -> list[str]:
+    """Lines, each carrying the blank lines before it, so blank lines never anchor a match."""
+    out: list[str] = []
+    blank = ""
+    for line in text.splitlines(keepends=True):
+        if line.strip():
+            out.append(blank + line)
+            blank = ""
+        else:
+            blank += line
+    if blank:
+        out.append(blank)
+    return out
+
+
+def _word_ops(old: str, new: str, timeout: float) -> list[tuple[int, str]]:
+    old_tokens, new_tokens = tokenize(old), tokenize(new)
+    counts = _diff_counts(*_encode(old_tokens, new_tokens), timeout, semantic=True)
+    return _decode(counts, old_tokens, new_tokens)
+
+
+def _append(ops: list[tuple[int, str]], op: int, text: str) -> None:
+    if not text:
+        return
+    if ops and ops[-1][0] == op:
+        ops[-1] = (op, ops[-1][1] + text)
+    else:
+        ops.append((op, text))
 
 
 def backend() -> str:
@@ -88,14 +161,18 @@ def _encode(old_tokens: Sequence[str], new_tokens: Sequence[str]) -> tuple[str, 
     return encode(old_tokens), encode(new_tokens)
 
 
-def _diff_counts(old: str, new: str, timeout: float) -> list[tuple[int, int]]:
+def _diff_counts(old: str, new: str, timeout: float, *, semantic: bool) -> list[tuple[int, int]]:
     """(op, length in tokens) runs from whichever library build is in use."""
     if backend() == "fast":
         import fast_diff_match_patch
 
         signs = {"=": 0, "+": 1, "-": -1}
         raw = fast_diff_match_patch.diff(
-            old, new, timelimit=timeout, checklines=False, cleanup="Semantic"
+            old,
+            new,
+            timelimit=timeout,
+            checklines=False,
+            cleanup="Semantic" if semantic else "No",
         )
         return [(signs[op], length) for op, length in raw]
     import diff_match_patch
@@ -103,7 +180,8 @@ def _diff_counts(old: str, new: str, timeout: float) -> list[tuple[int, int]]:
     dmp = diff_match_patch.diff_match_patch()
     dmp.Diff_Timeout = timeout
     diffs = dmp.diff_main(old, new, False)
-    dmp.diff_cleanupSemantic(diffs)
+    if semantic:
+        dmp.diff_cleanupSemantic(diffs)
     return [(op, len(text)) for op, text in diffs]
 
 
@@ -121,12 +199,7 @@ def _decode(
             i += length
             if op == 0:
                 j += length
-        if not text:
-            continue
-        if ops and ops[-1][0] == op:
-            ops[-1] = (op, ops[-1][1] + text)
-        else:
-            ops.append((op, text))
+        _append(ops, op, text)
     return ops
 
 

@@ -61,13 +61,25 @@ def diff_segments(ops: tuple[tuple[int, str], ...], context: int = CONTEXT_LINES
     segments: list[Segment] = []
     last = len(ops) - 1
     for position, (op, text) in enumerate(ops):
-        if op == 1:
-            segments.append(Segment("ins", text))
-        elif op == -1:
-            segments.append(Segment("del", text))
+        if op in (1, -1):
+            segments.extend(_edit(text, "ins" if op == 1 else "del"))
         else:
             segments.extend(_fold(text, context, first=position == 0, final=position == last))
     return segments
+
+
+def _edit(text: str, kind: str) -> list[Segment]:
+    """An insertion or deletion, with line breaks at its edges shown outside the mark."""
+    core = text.strip("\n")
+    if not core:
+        return [Segment(kind, text)]
+    start = text.index(core)
+    lead, trail = text[:start], text[start + len(core) :]
+    out = [Segment("eq", lead)] if lead else []
+    out.append(Segment(kind, core))
+    if trail:
+        out.append(Segment("eq", trail))
+    return out
 
 
 def _fold(text: str, context: int, *, first: bool, final: bool) -> list[Segment]:

@@ -1,0 +1,204 @@
+"""The command line: output contracts (JSON fields), exit codes and help for every command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pytest_httpserver import HTTPServer
+
+from conftest import document_entry, write_config
+from tracker.cli import cli
+
+V1 = "<main><h2>Rules</h2><p>Do not use it for military purposes.</p><p>Be kind.</p></main>"
+V2 = "<main><h2>Rules</h2><p>Be kind.</p><p>Report abuse to us.</p></main>"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def two_versions(httpserver: HTTPServer, workdir: Path) -> Path:
+    httpserver.expect_ordered_request("/p").respond_with_data(V1, content_type="text/html")
+    httpserver.expect_ordered_request("/p").respond_with_data(V2, content_type="text/html")
+    write_config(workdir, [document_entry("acme/policy", httpserver.url_for("/p"))])
+    assert invoke("run").exit_code == 0
+    assert invoke("run").exit_code == 0
+    return workdir
+
+
+def test_run_prints_a_line_per_document_and_a_count(httpserver: HTTPServer, workdir: Path) -> None:
+    httpserver.expect_request("/p").respond_with_data(V1, content_type="text/html")
+    httpserver.expect_request("/x").respond_with_data("no", status=404)
+    write_config(
+        workdir,
+        [
+            document_entry("acme/policy", httpserver.url_for("/p")),
+            document_entry("acme/missing", httpserver.url_for("/x")),
+        ],
+    )
+    result = invoke("run")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith("new       acme/policy")
+    assert lines[1].startswith("failed    acme/missing  http: HTTP 404")
+    assert lines[2].startswith("2 documents: 1 new, 0 changed, 0 unchanged, 1 failed")
+
+
+def test_run_json_summary(httpserver: HTTPServer, workdir: Path) -> None:
+    httpserver.expect_request("/p").respond_with_data(V1, content_type="text/html")
+    write_config(workdir, [document_entry("acme/policy", httpserver.url_for("/p"))])
+    result = invoke("run", "--json")
+    assert result.exit_code == 0
+    payload = json.loads(result.output)
+    assert payload["counts"] == {"new": 1, "changed": 0, "unchanged": 0, "failed": 0}
+    assert payload["outcomes"][0]["document"] == "acme/policy"
+
+
+def test_history_json_lists_versions_oldest_first(two_versions: Path) -> None:
+    result = invoke("history", "acme/policy", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    assert len(rows) == 2
+    assert rows[0]["captured_at"] < rows[1]["captured_at"]
+    for row in rows:
+        assert row["captured_at"].endswith("Z") and len(row["captured_at"]) == 20
+        text = (two_versions / "snapshots" / row["path"]).read_bytes()
+        import hashlib
+
+        assert row["sha256"] == hashlib.sha256(text).hexdigest()
+    assert rows[1]["added_words"] == 4 and rows[0]["added_words"] is None
+
+
+def test_history_plain(two_versions: Path) -> None:
+    lines = invoke("history", "acme/policy").output.splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("first version")
+    assert "4 words added, 7 words removed in 'Rules'" in lines[1]
+
+
+def test_diff_json_contract(two_versions: Path) -> None:
+    result = invoke("diff", "acme/policy", "--json")
+    payload = json.loads(result.output)
+    assert {"document", "from", "to", "added_words", "removed_words", "inserted", "deleted"} <= set(
+        payload
+    )
+    assert payload["document"] == "acme/policy"
+    assert set(payload["from"]) >= {"captured_at", "sha256"}
+    assert payload["from"]["captured_at"] < payload["to"]["captured_at"]
+    assert payload["deleted"] == ["\nDo not use it for military purposes.\n"]
+    assert payload["inserted"] == ["\nReport abuse to us.\n"]
+    assert (payload["added_words"], payload["removed_words"]) == (4, 7)
+
+
+def test_diff_json_is_null_before_any_change(httpserver: HTTPServer, workdir: Path) -> None:
+    httpserver.expect_request("/p").respond_with_data(V1, content_type="text/html")
+    write_config(workdir, [document_entry("acme/policy", httpserver.url_for("/p"))])
+    invoke("run")
+    result = invoke("diff", "acme/policy", "--json")
+    assert result.exit_code == 0 and json.loads(result.output) is None
+
+
+def test_diff_picks_versions_by_number_and_hash(two_versions: Path) -> None:
+    rows = json.loads(invoke("history", "acme/policy", "--json").output)
+    by_number = json.loads(invoke("diff", "acme/policy", "--from", "1", "--to", "2", "--json").output)
+    by_hash = json.loads(
+        invoke(
+            "diff", "acme/policy", "--from", rows[0]["sha256"][:10], "--to", rows[1]["sha256"][:10], "--json"
+        ).output
+    )
+    assert by_number == by_hash
+    backwards = json.loads(invoke("diff", "acme/policy", "--from", "2", "--to", "1", "--json").output)
+    assert (backwards["added_words"], backwards["removed_words"]) == (7, 4)
+    assert "".join(backwards["inserted"]) == "".join(by_number["deleted"])
+
+
+def test_terminal_diff_marks_words(two_versions: Path) -> None:
+    result = invoke("diff", "acme/policy", "--no-color")
+    assert "## Rules\n\n[-Do not use it for military purposes.-]\n\nBe kind.\n\n" in result.output
+    assert "\n\nBe kind.\n\n{+Report abuse to us.+}\n" in result.output
+    assert "\x1b[" not in result.output
+    coloured = invoke("diff", "acme/policy", "--color")
+    assert "\x1b[" in coloured.output
+
+
+def test_show_prints_the_text_as_stored_and_at_a_date(two_versions: Path) -> None:
+    rows = json.loads(invoke("history", "acme/policy", "--json").output)
+    current = invoke("show", "acme/policy").output
+    assert current == (two_versions / "snapshots" / rows[1]["path"]).read_text()
+    first = invoke("show", "acme/policy", "--at", rows[0]["captured_at"]).output
+    assert "military purposes" in first
+    early = invoke("show", "acme/policy", "--at", "2000-01-01")
+    assert early.exit_code == 2 and "no version at or before" in early.output
+
+
+def test_report_writes_change_pages(two_versions: Path) -> None:
+    result = invoke("report", "--out", "out")
+    assert result.exit_code == 0
+    pages = sorted((two_versions / "out" / "acme" / "policy").glob("*.html"))
+    assert len(pages) == 1
+    html = pages[0].read_text()
+    assert "<del>Do not use it for military purposes.</del>" in html
+    assert (two_versions / "out" / "index.html").exists()
+
+
+def test_reindex_rebuilds_from_files(two_versions: Path) -> None:
+    (two_versions / "tracker.db").unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(f"tracker.db{suffix}").unlink(missing_ok=True)
+    result = invoke("reindex")
+    assert result.exit_code == 0
+    assert "2 versions, 1 changes" in result.output
+    assert json.loads(invoke("diff", "acme/policy", "--json").output)["removed_words"] == 7
+
+
+def test_unknown_document_is_a_usage_error(two_versions: Path) -> None:
+    result = invoke("history", "acme/nope")
+    assert result.exit_code == 2
+    assert "unknown document 'acme/nope'" in result.output and "acme/policy" in result.output
+
+
+def test_config_error_exits_2_with_the_message(workdir: Path) -> None:
+    (workdir / "tracker.toml").write_text('[[documents]]\nid = "a"\nservice = "s"\ntitle = "t"\nurl = "nope"\n')
+    result = invoke("run")
+    assert result.exit_code == 2
+    assert "tracker.toml: document 'a': key 'url' must be an http(s) URL" in result.output
+
+
+def test_explicit_missing_config_exits_2(workdir: Path) -> None:
+    result = invoke("--config", "missing.toml", "run")
+    assert result.exit_code == 2 and "configuration file not found" in result.output
+
+
+def test_init_writes_the_default_config(workdir: Path) -> None:
+    assert invoke("init").exit_code == 0
+    assert "openai/usage-policies" in (workdir / "tracker.toml").read_text()
+    assert invoke("init").exit_code == 1  # refuses to overwrite
+
+
+def test_every_command_is_documented() -> None:
+    for name, command in cli.commands.items():
+        assert command.help and len(command.help.strip()) > 20, f"{name} lacks a docstring"
+        result = CliRunner().invoke(cli, [name, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name in cli.commands:
+        assert f"tos-tracker {name}" in readme, f"README does not mention `tos-tracker {name}`"
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "tracker", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("tos-tracker, version ")

@@ -1,0 +1,120 @@
+"""Configuration errors name the file, the document and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracker.config import load_config, parse_config
+from tracker.errors import ConfigError
+
+GOOD_DOC = """
+[[documents]]
+id = "openai/usage-policies"
+service = "OpenAI"
+title = "Usage policies"
+url = "https://openai.com/policies/usage-policies/"
+select = ["main"]
+remove = ["main .sr-only"]
+"""
+
+
+def parse(text: str):
+    return parse_config(text, name="tracker.toml", root=Path("/srv/t"))
+
+
+def test_built_in_default_tracks_the_real_documents(tmp_path: Path) -> None:
+    config = load_config(base=tmp_path)
+    ids = [s.id for s in config.sources]
+    assert {"azure-openai/code-of-conduct", "openai/usage-policies", "openai/terms-of-use"} <= set(ids)
+    assert len(ids) >= 4
+    assert config.path is None
+    assert config.store_path == tmp_path.resolve() / "snapshots"
+    assert config.index_path == tmp_path.resolve() / "tracker.db"
+
+
+def test_tracker_toml_in_the_working_directory_wins(tmp_path: Path) -> None:
+    (tmp_path / "tracker.toml").write_text(GOOD_DOC + '\n[store]\npath = "archive"\n')
+    config = load_config(base=tmp_path)
+    assert [s.id for s in config.sources] == ["openai/usage-policies"]
+    assert config.store_path == tmp_path.resolve() / "archive"
+
+
+def test_relative_store_paths_follow_the_config_file(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "mine.toml").write_text(GOOD_DOC)
+    config = load_config(folder / "mine.toml", base=tmp_path)
+    assert config.store_path == folder.resolve() / "snapshots"
+
+
+def test_a_valid_document_parses_into_a_source() -> None:
+    source = parse(GOOD_DOC).sources[0]
+    assert source.select == ("main",) and source.remove == ("main .sr-only",)
+    assert source.service == "OpenAI"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            GOOD_DOC.replace('select = ["main"]', 'selct = ["main"]'),
+            "tracker.toml: document 'openai/usage-policies': unknown key 'selct'",
+        ),
+        (
+            GOOD_DOC + GOOD_DOC,
+            "tracker.toml: document 'openai/usage-policies': key 'id' duplicates an earlier document",
+        ),
+        (
+            GOOD_DOC.replace("https://openai.com/policies/usage-policies/", "openai.com/policies"),
+            "tracker.toml: document 'openai/usage-policies': key 'url' must be an http(s) URL",
+        ),
+        (
+            GOOD_DOC.replace("https://openai.com/policies/usage-policies/", "ftp://example.org/x"),
+            "key 'url' must be an http(s) URL",
+        ),
+        (
+            GOOD_DOC.replace('select = ["main"]', 'select = ["main[" ]'),
+            "tracker.toml: document 'openai/usage-policies': key 'select': invalid CSS selector 'main['",
+        ),
+        (
+            GOOD_DOC.replace('remove = ["main .sr-only"]', 'remove = ["..x"]'),
+            "tracker.toml: document 'openai/usage-policies': key 'remove': invalid CSS selector",
+        ),
+        (
+            GOOD_DOC.replace('title = "Usage policies"\n', ""),
+            "tracker.toml: document 'openai/usage-policies': missing required key 'title'",
+        ),
+        (
+            GOOD_DOC.replace('id = "openai/usage-policies"', 'id = "OpenAI Usage"'),
+            "tracker.toml: document 'OpenAI Usage': key 'id' must be a lowercase slug",
+        ),
+        (
+            GOOD_DOC.replace('id = "openai/usage-policies"', 'id = "../etc"'),
+            "key 'id' must be a lowercase slug",
+        ),
+        (GOOD_DOC.replace('service = "OpenAI"', "service = 3"), "key 'service' must be a string"),
+        ("[fetch]\ntimeout = -1\n", "tracker.toml: [fetch] key 'timeout' must be a number >= 0"),
+        ("[fetch]\nworkers = 0\n", "tracker.toml: [fetch] key 'workers' must be an integer >= 1"),
+        ("[fetch]\nspeed = 3\n", "tracker.toml: [fetch]: unknown key 'speed'"),
+        ("[stor]\npath = 'x'\n", "tracker.toml: top level: unknown key 'stor'"),
+        ("documents = 3\n", "'documents' must be an array of tables"),
+        ("[[documents]\n", "tracker.toml: not valid TOML"),
+    ],
+)
+def test_config_errors_name_file_document_and_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(text)
+    assert message in str(info.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_second_document_is_named_by_position_when_its_id_is_missing() -> None:
+    text = GOOD_DOC + '\n[[documents]]\nservice = "x"\ntitle = "y"\nurl = "https://e.org/"\n'
+    with pytest.raises(ConfigError, match="document #2: missing required key 'id'"):
+        parse(text)

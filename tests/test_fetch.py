@@ -1,0 +1,208 @@
+"""Fetching against a real HTTP server on 127.0.0.1: retries, 304s, timeouts, limits."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tracker.config import FetchSettings
+from tracker.errors import FetchError
+from tracker.fetch import USER_AGENT, Fetcher
+from tracker.models import Source, Validators
+
+FAST = FetchSettings(timeout=2, retries=2, backoff=0.01, max_retry_after=5)
+
+
+def source(url: str, doc_id: str = "test/doc") -> Source:
+    return Source(id=doc_id, service="Test", title="Doc", url=url)
+
+
+class Sleeps(list[float]):
+    """Records how long the fetcher asked to sleep instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def test_user_agent_names_the_tool_and_project(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/p").respond_with_data("<p>hi</p>", content_type="text/html")
+    Fetcher(FAST).fetch(source(httpserver.url_for("/p")))
+    request, _ = httpserver.log[0]
+    assert request.headers["User-Agent"] == USER_AGENT
+    assert USER_AGENT.startswith("tos-tracker/") and "https://" in USER_AGENT
+
+
+def test_charset_from_content_type(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/p").respond_with_data(
+        "<p>café</p>".encode("windows-1252"), content_type="text/html; charset=windows-1252"
+    )
+    result = Fetcher(FAST).fetch(source(httpserver.url_for("/p")))
+    assert result.encoding == "windows-1252"
+    assert result.body == "<p>café</p>".encode("windows-1252")
+
+
+def test_retries_after_503_then_succeeds(httpserver: HTTPServer) -> None:
+    url = httpserver.url_for("/flaky")
+    httpserver.expect_ordered_request("/flaky").respond_with_data("busy", status=503)
+    httpserver.expect_ordered_request("/flaky").respond_with_data("<p>ok</p>", status=200)
+    sleeps = Sleeps()
+    result = Fetcher(FAST, sleep=sleeps).fetch(source(url))
+    assert result.status == 200 and result.body == b"<p>ok</p>"
+    assert result.attempts == 2
+    assert sleeps == [0.01]  # the first backoff step
+    httpserver.check_assertions()
+
+
+def test_retry_after_header_is_honoured(httpserver: HTTPServer) -> None:
+    url = httpserver.url_for("/limited")
+    httpserver.expect_ordered_request("/limited").respond_with_data(
+        "slow down", status=429, headers={"Retry-After": "3"}
+    )
+    httpserver.expect_ordered_request("/limited").respond_with_data("<p>ok</p>")
+    sleeps = Sleeps()
+    result = Fetcher(FAST, sleep=sleeps).fetch(source(url))
+    assert result.status == 200
+    assert sleeps == [3.0]
+
+
+def test_retry_after_longer_than_the_cap_gives_up_without_sleeping(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/down").respond_with_data(
+        "maintenance", status=503, headers={"Retry-After": "3600"}
+    )
+    sleeps = Sleeps()
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=sleeps).fetch(source(httpserver.url_for("/down")))
+    assert info.value.kind == "http" and info.value.status == 503
+    assert "3600" in str(info.value)
+    assert sleeps == []
+
+
+def test_gives_up_after_retries_with_backoff(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/broken").respond_with_data("oops", status=500)
+    sleeps = Sleeps()
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=sleeps).fetch(source(httpserver.url_for("/broken")))
+    assert info.value.status == 500
+    assert "after 3 attempts" in str(info.value)
+    assert sleeps == [0.01, 0.02]
+    assert len(httpserver.log) == 3
+
+
+def test_client_errors_are_not_retried(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/gone").respond_with_data("no", status=404)
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=Sleeps()).fetch(source(httpserver.url_for("/gone")))
+    assert (info.value.kind, info.value.status) == ("http", 404)
+    assert len(httpserver.log) == 1
+
+
+def test_conditional_request_sends_the_servers_validators(httpserver: HTTPServer) -> None:
+    etag, modified = '"v1"', "Wed, 01 May 2024 10:00:00 GMT"
+
+    def handler(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag})
+        return Response("<p>x</p>", headers={"ETag": etag, "Last-Modified": modified})
+
+    httpserver.expect_request("/c").respond_with_handler(handler)
+    fetcher = Fetcher(FAST)
+    first = fetcher.fetch(source(httpserver.url_for("/c")))
+    assert first.validators == Validators(etag=etag, last_modified=modified)
+    second = fetcher.fetch(source(httpserver.url_for("/c")), first.validators)
+    assert second.not_modified and second.status == 304 and second.body == b""
+    request, _ = httpserver.log[1]
+    assert request.headers["If-None-Match"] == etag
+    assert request.headers["If-Modified-Since"] == modified
+
+
+def test_timeout_is_explicit_and_reported(httpserver: HTTPServer) -> None:
+    def slow(request: Request) -> Response:
+        time.sleep(0.6)
+        return Response("<p>late</p>")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    settings = FetchSettings(timeout=0.2, retries=0, backoff=0)
+    with pytest.raises(FetchError) as info:
+        Fetcher(settings).fetch(source(httpserver.url_for("/slow")))
+    assert info.value.kind == "timeout"
+
+
+def test_connection_refused_is_a_connection_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sleeps = Sleeps()
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=sleeps).fetch(source(f"http://127.0.0.1:{port}/"))
+    assert info.value.kind == "connection"
+    assert len(sleeps) == 2  # retried like any transient failure
+
+
+def test_body_over_the_size_cap_is_refused(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/big").respond_with_data(b"x" * 5000)
+    with pytest.raises(FetchError) as info:
+        Fetcher(FetchSettings(max_bytes=1000, retries=0)).fetch(source(httpserver.url_for("/big")))
+    assert info.value.kind == "too_large"
+
+
+@pytest.fixture
+def counting_server() -> Iterator[tuple[int, dict[str, int]]]:
+    """A threaded server that records the most requests in flight at once, per Host."""
+    active: dict[str, int] = defaultdict(int)
+    peak: dict[str, int] = defaultdict(int)
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            host = self.headers["Host"].split(":")[0]
+            with lock:
+                active[host] += 1
+                peak[host] = max(peak[host], active[host])
+            time.sleep(0.15)
+            with lock:
+                active[host] -= 1
+            body = b"<p>page</p>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], peak
+    server.shutdown()
+    server.server_close()
+
+
+def test_concurrent_but_never_more_than_per_host(counting_server: tuple[int, dict[str, int]]) -> None:
+    port, peak = counting_server
+    # Two host names for the same loopback server: 127.0.0.1 and localhost (from /etc/hosts).
+    sources = [source(f"http://127.0.0.1:{port}/a{i}", f"a/{i}") for i in range(4)]
+    sources += [source(f"http://localhost:{port}/b{i}", f"b/{i}") for i in range(4)]
+    fetcher = Fetcher(FetchSettings(workers=8, per_host=1, retries=0))
+    started = time.perf_counter()
+    results = list(fetcher.fetch_all(sources, lambda s: None))
+    elapsed = time.perf_counter() - started
+    assert len(results) == 8 and all(not isinstance(r, FetchError) for _, r in results)
+    assert dict(peak) == {"127.0.0.1": 1, "localhost": 1}
+    # The two hosts were served side by side: about 4 x 0.15 s, not 8 x 0.15 s.
+    assert elapsed < 8 * 0.15
+
+
+def test_per_host_limit_of_two(counting_server: tuple[int, dict[str, int]]) -> None:
+    port, peak = counting_server
+    sources = [source(f"http://127.0.0.1:{port}/a{i}", f"a/{i}") for i in range(6)]
+    list(Fetcher(FetchSettings(workers=6, per_host=2, retries=0)).fetch_all(sources, lambda s: None))
+    assert peak["127.0.0.1"] == 2

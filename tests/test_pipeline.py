@@ -1,0 +1,240 @@
+"""The whole pipeline against a real HTTP server on 127.0.0.1, a real store and real SQLite."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from conftest import Clock, document_entry, files_under
+from tracker.index import Index
+from tracker.pipeline import run
+from tracker.store import Store
+
+PAGE_V1 = """<html><body><nav>menu</nav><main><h1>Policy</h1>
+<h2>Disallowed usage</h2><ul><li>Weapons development</li><li>Military and warfare</li></ul>
+</main><footer>© 2024</footer></body></html>"""
+PAGE_V2 = PAGE_V1.replace("<li>Military and warfare</li>", "")
+
+
+class Site:
+    """Pages served with ETags; 304 when the client already has the current one."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.pages: dict[str, str] = {}
+        self.server = server
+        self.statuses: list[int] = []
+        server.expect_request("/fail").respond_with_data("broken", status=500)
+        for path in ("/a", "/b"):
+            server.expect_request(path).respond_with_handler(self.handle)
+
+    def handle(self, request: Request) -> Response:
+        body = self.pages[request.path]
+        etag = '"' + hashlib.md5(body.encode()).hexdigest() + '"'
+        if request.headers.get("If-None-Match") == etag:
+            self.statuses.append(304)
+            return Response(status=304, headers={"ETag": etag})
+        self.statuses.append(200)
+        return Response(body, content_type="text/html; charset=utf-8", headers={"ETag": etag})
+
+
+def test_first_unchanged_and_changed_fetches(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    site = Site(httpserver)
+    site.pages["/a"] = PAGE_V1
+    tracker = make_tracker([document_entry("test/a", httpserver.url_for("/a"), select=["main"])])
+    store_root = tracker.store.root
+
+    first = run(tracker, clock=clock)
+    assert [o.status for o in first.outcomes] == ["new"]
+    after_first = files_under(store_root / "test")
+    assert after_first == [
+        "a/20240501T120000Z.html.gz",
+        "a/20240501T120000Z.json",
+        "a/20240501T120000Z.md",
+    ]
+    assert (store_root / "test/a/20240501T120000Z.md").read_text() == (
+        "# Policy\n\n## Disallowed usage\n\n- Weapons development\n- Military and warfare\n"
+    )
+
+    clock.advance(hours=6)
+    second = run(tracker, clock=clock)
+    assert [o.status for o in second.outcomes] == ["unchanged"]
+    assert site.statuses == [200, 304]  # the second fetch was conditional
+    assert files_under(store_root / "test") == after_first  # nothing new written
+
+    clock.advance(hours=6)
+    site.pages["/a"] = PAGE_V2
+    third = run(tracker, clock=clock)
+    outcome = third.outcomes[0]
+    assert outcome.status == "changed"
+    assert outcome.change is not None
+    assert outcome.change.diff.deleted == ["- Military and warfare\n"]
+    assert outcome.change.diff.removed_words == 3
+    assert outcome.change.diff.sections == ("Disallowed usage",)
+    assert len(files_under(store_root / "test")) == 6
+    changes = tracker.index.changes("test/a")
+    assert [(c["from_captured_at"], c["to_captured_at"], c["removed_words"]) for c in changes] == [
+        ("2024-05-01T12:00:00Z", "2024-05-02T00:00:00Z", 3)
+    ]
+    runs = list(tracker.index.db.query("select * from runs order by id"))
+    assert [(r["new"], r["unchanged"], r["changed"]) for r in runs] == [(1, 0, 0), (0, 1, 0), (0, 0, 1)]
+
+
+def test_same_text_from_different_bytes_keeps_raw_but_adds_no_version(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    httpserver.expect_ordered_request("/t").respond_with_data(
+        "<main><p>Terms</p><!-- token 1 --></main>", content_type="text/html"
+    )
+    httpserver.expect_ordered_request("/t").respond_with_data(
+        "<main><p>Terms</p><!-- token 2 --></main>", content_type="text/html"
+    )
+    tracker = make_tracker([document_entry("test/t", httpserver.url_for("/t"))])
+    run(tracker, clock=clock)
+    clock.advance(hours=1)
+    summary = run(tracker, clock=clock)
+    assert summary.outcomes[0].status == "unchanged"
+    assert summary.outcomes[0].snapshot_stored
+    names = files_under(tracker.store.root / "test")
+    assert sum(n.endswith(".md") for n in names) == 1
+    assert sum(n.endswith(".html.gz") for n in names) == 2
+    assert len(tracker.store.versions("test/t")) == 1
+
+
+def test_retry_after_503_inside_a_run(httpserver: HTTPServer, make_tracker, clock: Clock) -> None:
+    httpserver.expect_ordered_request("/r").respond_with_data("busy", status=503)
+    httpserver.expect_ordered_request("/r").respond_with_data("<p>Back</p>", content_type="text/html")
+    tracker = make_tracker([document_entry("test/r", httpserver.url_for("/r"))])
+    summary = run(tracker, clock=clock)
+    assert [o.status for o in summary.outcomes] == ["new"]
+    assert tracker.store.read_text(tracker.store.versions("test/r")[0]) == "Back\n"
+
+
+def test_a_failing_document_does_not_stop_the_others(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    site = Site(httpserver)
+    site.pages["/a"] = PAGE_V1
+    site.pages["/b"] = PAGE_V2
+    tracker = make_tracker(
+        [
+            document_entry("test/a", httpserver.url_for("/a")),
+            document_entry("test/broken", httpserver.url_for("/fail")),
+            document_entry("test/b", httpserver.url_for("/b")),
+        ]
+    )
+    summary = run(tracker, clock=clock)
+    assert [(o.document, o.status) for o in summary.outcomes] == [
+        ("test/a", "new"),
+        ("test/broken", "failed"),
+        ("test/b", "new"),
+    ]
+    failed = summary.outcomes[1]
+    assert (failed.error_kind, failed.http_status) == ("http", 500)
+    errors = list(tracker.index.db.query("select document, kind, http_status from fetch_errors"))
+    assert errors == [{"document": "test/broken", "kind": "http", "http_status": 500}]
+    assert not (tracker.store.root / "test" / "broken").exists()
+    assert tracker.index.document("test/broken")["last_status"] == "failed"
+
+
+def test_failed_fetch_never_touches_history(httpserver: HTTPServer, make_tracker, clock: Clock) -> None:
+    httpserver.expect_ordered_request("/h").respond_with_data("<main><p>One</p></main>")
+    httpserver.expect_ordered_request("/h").respond_with_data("<div>bot check</div>")
+    httpserver.expect_ordered_request("/h").respond_with_data("oops", status=404)
+    tracker = make_tracker([document_entry("test/h", httpserver.url_for("/h"), select=["main"])])
+    run(tracker, clock=clock)
+    before = files_under(tracker.store.root / "test")
+    for expected_kind in ("selector", "http"):
+        clock.advance(hours=1)
+        outcome = run(tracker, clock=clock).outcomes[0]
+        assert (outcome.status, outcome.error_kind) == ("failed", expected_kind)
+    assert files_under(tracker.store.root / "test") == before
+    assert tracker.store.read_text(tracker.store.latest_version("test/h")) == "One\n"
+
+
+def test_reindex_gives_the_same_index(httpserver: HTTPServer, make_tracker, clock: Clock, bundled) -> None:
+    """Build an index run by run, rebuild one from the files alone, compare every row."""
+    site = Site(httpserver)
+    tracker = make_tracker(
+        [
+            document_entry("azure/coc", httpserver.url_for("/a"), select=["main .content"]),
+            document_entry("openai/up", httpserver.url_for("/b"), select=["main", "#content"]),
+            document_entry("test/broken", httpserver.url_for("/fail")),
+        ]
+    )
+    azure, openai = bundled["azure-openai/code-of-conduct"], bundled["openai/usage-policies"]
+    for step in range(4):
+        site.pages["/a"] = azure[min(step, len(azure) - 1)].decode()
+        site.pages["/b"] = openai[step].decode()
+        run(tracker, clock=clock)
+        clock.advance(days=3)
+    incremental = tracker.index.dump()
+    assert len(incremental["changes"]) == 1 + 3
+    assert len(incremental["fetch_errors"]) == 4
+
+    rebuilt_path = Path(tracker.config.index_path).with_name("rebuilt.db")
+    rebuilt = Index(rebuilt_path)
+    rebuilt.rebuild(Store(tracker.config.store_path), tracker.config.sources)
+    assert rebuilt.dump() == incremental
+    rebuilt.close()
+
+
+def test_index_behind_the_files_is_repaired_on_the_next_run(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    """A crash after the files were written but before the index was: the next run catches up."""
+    site = Site(httpserver)
+    site.pages["/a"] = PAGE_V1
+    tracker = make_tracker([document_entry("test/a", httpserver.url_for("/a"))])
+    run(tracker, clock=clock)
+    clock.advance(hours=1)
+    site.pages["/a"] = PAGE_V2
+    run(tracker, clock=clock)
+    expected = tracker.index.dump()
+    with tracker.index.db.conn:
+        tracker.index.db.execute("delete from versions")
+        tracker.index.db.execute("delete from snapshots")
+        tracker.index.db.execute("delete from changes")
+    clock.advance(hours=1)
+    run(tracker, clock=clock)
+    repaired = tracker.index.dump()
+    for table in ("snapshots", "versions", "changes"):
+        assert repaired[table] == expected[table]
+
+
+def test_incomplete_capture_without_metadata_is_ignored(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    site = Site(httpserver)
+    site.pages["/a"] = PAGE_V1
+    tracker = make_tracker([document_entry("test/a", httpserver.url_for("/a"))])
+    run(tracker, clock=clock)
+    folder = tracker.store.root / "test" / "a"
+    # What a crash between writing the text and the metadata leaves behind.
+    (folder / "20240501T130000Z.md").write_text("half written\n")
+    assert [v.path for v in tracker.store.versions("test/a")] == ["test/a/20240501T120000Z.md"]
+    clock.advance(hours=2)
+    assert run(tracker, clock=clock).outcomes[0].status == "unchanged"
+
+
+def test_run_journal_records_every_outcome(httpserver: HTTPServer, make_tracker, clock: Clock) -> None:
+    site = Site(httpserver)
+    site.pages["/a"] = PAGE_V1
+    tracker = make_tracker(
+        [
+            document_entry("test/a", httpserver.url_for("/a")),
+            document_entry("test/broken", httpserver.url_for("/fail")),
+        ]
+    )
+    summary = run(tracker, clock=clock)
+    journal = json.loads((tracker.store.root / "_runs" / f"{summary.id}.json").read_text())
+    assert journal["counts"] == {"new": 1, "changed": 0, "unchanged": 0, "failed": 1}
+    assert [(o["document"], o["status"], o["error_kind"]) for o in journal["outcomes"]] == [
+        ("test/a", "new", None),
+        ("test/broken", "failed", "http"),
+    ]
