@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import document_entry, write_config
 from pytest_httpserver import HTTPServer
 
-from conftest import document_entry, write_config
 from tracker.cli import cli
 
 V1 = "<main><h2>Rules</h2><p>Do not use it for military purposes.</p><p>Be kind.</p></main>"
@@ -112,14 +112,24 @@ def test_diff_json_is_null_before_any_change(httpserver: HTTPServer, workdir: Pa
 
 def test_diff_picks_versions_by_number_and_hash(two_versions: Path) -> None:
     rows = json.loads(invoke("history", "acme/policy", "--json").output)
-    by_number = json.loads(invoke("diff", "acme/policy", "--from", "1", "--to", "2", "--json").output)
+    by_number = json.loads(
+        invoke("diff", "acme/policy", "--from", "1", "--to", "2", "--json").output
+    )
     by_hash = json.loads(
         invoke(
-            "diff", "acme/policy", "--from", rows[0]["sha256"][:10], "--to", rows[1]["sha256"][:10], "--json"
+            "diff",
+            "acme/policy",
+            "--from",
+            rows[0]["sha256"][:10],
+            "--to",
+            rows[1]["sha256"][:10],
+            "--json",
         ).output
     )
     assert by_number == by_hash
-    backwards = json.loads(invoke("diff", "acme/policy", "--from", "2", "--to", "1", "--json").output)
+    backwards = json.loads(
+        invoke("diff", "acme/policy", "--from", "2", "--to", "1", "--json").output
+    )
     assert (backwards["added_words"], backwards["removed_words"]) == (7, 4)
     assert "".join(backwards["inserted"]) == "".join(by_number["deleted"])
 
@@ -170,7 +180,9 @@ def test_unknown_document_is_a_usage_error(two_versions: Path) -> None:
 
 
 def test_config_error_exits_2_with_the_message(workdir: Path) -> None:
-    (workdir / "tracker.toml").write_text('[[documents]]\nid = "a"\nservice = "s"\ntitle = "t"\nurl = "nope"\n')
+    (workdir / "tracker.toml").write_text(
+        '[[documents]]\nid = "a"\nservice = "s"\ntitle = "t"\nurl = "nope"\n'
+    )
     result = invoke("run")
     assert result.exit_code == 2
     assert "tracker.toml: document 'a': key 'url' must be an http(s) URL" in result.output

@@ -27,7 +27,9 @@ def parse(text: str):
 def test_built_in_default_tracks_the_real_documents(tmp_path: Path) -> None:
     config = load_config(base=tmp_path)
     ids = [s.id for s in config.sources]
-    assert {"azure-openai/code-of-conduct", "openai/usage-policies", "openai/terms-of-use"} <= set(ids)
+    assert {"azure-openai/code-of-conduct", "openai/usage-policies", "openai/terms-of-use"} <= set(
+        ids
+    )
     assert len(ids) >= 4
     assert config.path is None
     assert config.store_path == tmp_path.resolve() / "snapshots"
@@ -64,7 +66,7 @@ def test_a_valid_document_parses_into_a_source() -> None:
         ),
         (
             GOOD_DOC + GOOD_DOC,
-            "tracker.toml: document 'openai/usage-policies': key 'id' duplicates an earlier document",
+            "document 'openai/usage-policies': key 'id' duplicates an earlier document",
         ),
         (
             GOOD_DOC.replace("https://openai.com/policies/usage-policies/", "openai.com/policies"),
@@ -76,7 +78,7 @@ def test_a_valid_document_parses_into_a_source() -> None:
         ),
         (
             GOOD_DOC.replace('select = ["main"]', 'select = ["main[" ]'),
-            "tracker.toml: document 'openai/usage-policies': key 'select': invalid CSS selector 'main['",
+            "document 'openai/usage-policies': key 'select': invalid CSS selector 'main['",
         ),
         (
             GOOD_DOC.replace('remove = ["main .sr-only"]', 'remove = ["..x"]'),

@@ -161,7 +161,7 @@ def counting_server() -> Iterator[tuple[int, dict[str, int]]]:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             host = self.headers["Host"].split(":")[0]
             with lock:
                 active[host] += 1
@@ -186,7 +186,9 @@ def counting_server() -> Iterator[tuple[int, dict[str, int]]]:
     server.server_close()
 
 
-def test_concurrent_but_never_more_than_per_host(counting_server: tuple[int, dict[str, int]]) -> None:
+def test_concurrent_but_never_more_than_per_host(
+    counting_server: tuple[int, dict[str, int]],
+) -> None:
     port, peak = counting_server
     # Two host names for the same loopback server: 127.0.0.1 and localhost (from /etc/hosts).
     sources = [source(f"http://127.0.0.1:{port}/a{i}", f"a/{i}") for i in range(4)]
@@ -204,5 +206,7 @@ def test_concurrent_but_never_more_than_per_host(counting_server: tuple[int, dic
 def test_per_host_limit_of_two(counting_server: tuple[int, dict[str, int]]) -> None:
     port, peak = counting_server
     sources = [source(f"http://127.0.0.1:{port}/a{i}", f"a/{i}") for i in range(6)]
-    list(Fetcher(FetchSettings(workers=6, per_host=2, retries=0)).fetch_all(sources, lambda s: None))
+    list(
+        Fetcher(FetchSettings(workers=6, per_host=2, retries=0)).fetch_all(sources, lambda s: None)
+    )
     assert peak["127.0.0.1"] == 2

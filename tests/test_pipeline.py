@@ -6,10 +6,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from conftest import Clock, document_entry, files_under
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from conftest import Clock, document_entry, files_under
 from tracker.index import Index
 from tracker.pipeline import run
 from tracker.store import Store
@@ -82,7 +82,11 @@ def test_first_unchanged_and_changed_fetches(
         ("2024-05-01T12:00:00Z", "2024-05-02T00:00:00Z", 3)
     ]
     runs = list(tracker.index.db.query("select * from runs order by id"))
-    assert [(r["new"], r["unchanged"], r["changed"]) for r in runs] == [(1, 0, 0), (0, 1, 0), (0, 0, 1)]
+    assert [(r["new"], r["unchanged"], r["changed"]) for r in runs] == [
+        (1, 0, 0),
+        (0, 1, 0),
+        (0, 0, 1),
+    ]
 
 
 def test_same_text_from_different_bytes_keeps_raw_but_adds_no_version(
@@ -108,7 +112,9 @@ def test_same_text_from_different_bytes_keeps_raw_but_adds_no_version(
 
 def test_retry_after_503_inside_a_run(httpserver: HTTPServer, make_tracker, clock: Clock) -> None:
     httpserver.expect_ordered_request("/r").respond_with_data("busy", status=503)
-    httpserver.expect_ordered_request("/r").respond_with_data("<p>Back</p>", content_type="text/html")
+    httpserver.expect_ordered_request("/r").respond_with_data(
+        "<p>Back</p>", content_type="text/html"
+    )
     tracker = make_tracker([document_entry("test/r", httpserver.url_for("/r"))])
     summary = run(tracker, clock=clock)
     assert [o.status for o in summary.outcomes] == ["new"]
@@ -142,7 +148,9 @@ def test_a_failing_document_does_not_stop_the_others(
     assert tracker.index.document("test/broken")["last_status"] == "failed"
 
 
-def test_failed_fetch_never_touches_history(httpserver: HTTPServer, make_tracker, clock: Clock) -> None:
+def test_failed_fetch_never_touches_history(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
     httpserver.expect_ordered_request("/h").respond_with_data("<main><p>One</p></main>")
     httpserver.expect_ordered_request("/h").respond_with_data("<div>bot check</div>")
     httpserver.expect_ordered_request("/h").respond_with_data("oops", status=404)
@@ -157,7 +165,9 @@ def test_failed_fetch_never_touches_history(httpserver: HTTPServer, make_tracker
     assert tracker.store.read_text(tracker.store.latest_version("test/h")) == "One\n"
 
 
-def test_reindex_gives_the_same_index(httpserver: HTTPServer, make_tracker, clock: Clock, bundled) -> None:
+def test_reindex_gives_the_same_index(
+    httpserver: HTTPServer, make_tracker, clock: Clock, bundled
+) -> None:
     """Build an index run by run, rebuild one from the files alone, compare every row."""
     site = Site(httpserver)
     tracker = make_tracker(
@@ -222,7 +232,9 @@ def test_incomplete_capture_without_metadata_is_ignored(
     assert run(tracker, clock=clock).outcomes[0].status == "unchanged"
 
 
-def test_run_journal_records_every_outcome(httpserver: HTTPServer, make_tracker, clock: Clock) -> None:
+def test_run_journal_records_every_outcome(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
     site = Site(httpserver)
     site.pages["/a"] = PAGE_V1
     tracker = make_tracker(

@@ -109,7 +109,9 @@ def run(obj: Context, only: tuple[str, ...], as_json: bool, quiet: bool) -> None
         counts = ", ".join(
             f"{summary.count(s)} {s}" for s in ("new", "changed", "unchanged", "failed")
         )
-        click.echo(f"{len(summary.outcomes)} documents: {counts} ({time.perf_counter() - started:.1f} s)")
+        click.echo(
+            f"{len(summary.outcomes)} documents: {counts} ({time.perf_counter() - started:.1f} s)"
+        )
     if summary.failed:
         sys.exit(1)
 
@@ -158,7 +160,9 @@ def history(obj: Context, document: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("document")
-@click.option("--at", "at", metavar="DATE", help="The version current at DATE (YYYY-MM-DD or ISO time).")
+@click.option(
+    "--at", "at", metavar="DATE", help="The version current at DATE (YYYY-MM-DD or ISO time)."
+)
 @click.option("--version", "ref", metavar="REF", help="A version by sha256 prefix, number or time.")
 @pass_context
 def show(obj: Context, document: str, at: str | None, ref: str | None) -> None:
@@ -172,10 +176,16 @@ def show(obj: Context, document: str, at: str | None, ref: str | None) -> None:
 
 @cli.command()
 @click.argument("document")
-@click.option("--from", "before", metavar="REF", help="Older version (sha256 prefix, number or time).")
+@click.option(
+    "--from", "before", metavar="REF", help="Older version (sha256 prefix, number or time)."
+)
 @click.option("--to", "after", metavar="REF", help="Newer version (default: the latest).")
-@click.option("--json", "as_json", is_flag=True, help="Print the change as a JSON object (null if none).")
-@click.option("--color/--no-color", default=None, help="Colour the terminal diff (default: on a terminal).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the change as a JSON object (null if none)."
+)
+@click.option(
+    "--color/--no-color", default=None, help="Colour the terminal diff (default: on a terminal)."
+)
 @pass_context
 def diff(
     obj: Context,
@@ -204,7 +214,13 @@ def diff(
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("report"), show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("report"),
+    show_default=True,
+)
 @click.option("--document", "documents", multiple=True, metavar="DOC", help="Only this document.")
 @pass_context
 def report(obj: Context, out_dir: Path, documents: tuple[str, ...]) -> None:

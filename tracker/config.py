@@ -177,7 +177,9 @@ def _parse_fetch(table: dict[str, Any], name: str) -> FetchSettings:
 def _parse_document(entry: Any, position: int, name: str) -> Source:
     if not isinstance(entry, dict):
         raise ConfigError(f"{name}: documents entry #{position} must be a table")
-    label = f"document '{entry['id']}'" if isinstance(entry.get("id"), str) else f"document #{position}"
+    label = (
+        f"document '{entry['id']}'" if isinstance(entry.get("id"), str) else f"document #{position}"
+    )
     where = f"{name}: {label}"
     unknown = sorted(set(entry) - DOCUMENT_KEYS)
     if unknown:

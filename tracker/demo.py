@@ -82,7 +82,7 @@ class _Site:
 
 def _handler(site: _Site) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             site.requests += 1
             body = site.pages.get(self.path)
             if body is None:
@@ -147,12 +147,14 @@ def demo_config(base_url: str) -> str:
 def prepare(workdir: Path) -> None:
     if workdir.exists():
         if not (workdir / MARKER).exists():
-            raise TrackerError(
-                f"{workdir} exists and was not made by the demo; pick another --dir"
-            )
+            raise TrackerError(f"{workdir} exists and was not made by the demo; pick another --dir")
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     (workdir / MARKER).write_text("made by tos-tracker demo; deleted and rebuilt on each run\n")
+
+
+def _fixed(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
 
 
 def run_demo(
@@ -169,7 +171,10 @@ def run_demo(
     with serve(site) as base_url:
         (workdir / "tracker.toml").write_text(demo_config(base_url), encoding="utf-8")
         config = load_config(workdir / "tracker.toml")
-        echo(f"Serving {len(captures)} bundled captures of {len(DEMO_DOCUMENTS)} documents on {base_url}")
+        echo(
+            f"Serving {len(captures)} bundled captures of {len(DEMO_DOCUMENTS)} documents"
+            f" on {base_url}"
+        )
         live: list[str] = []
         with Tracker.open(config) as tracker:
             for capture in captures:
@@ -178,7 +183,7 @@ def run_demo(
                     live.append(capture.document)
                 moment = capture.captured_at
                 echo(f"\nRun at {iso(moment)} (the capture date; clock set for the demo)")
-                summary = run(tracker, only=live, clock=lambda moment=moment: moment)
+                summary = run(tracker, only=live, clock=_fixed(moment))
                 for outcome in summary.outcomes:
                     echo("  " + (line(outcome) if line else f"{outcome.status} {outcome.document}"))
                 if summary.failed:

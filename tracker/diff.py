@@ -43,7 +43,8 @@ def word_diff(old: str, new: str, *, timeout: float = DEFAULT_TIMEOUT) -> DiffRe
     Diffing lines first keeps unchanged paragraphs and list items unchanged (a
     word-level semantic cleanup alone would fold a short unchanged paragraph
     between two edits into them). Blank lines travel with the line after them,
-    so they cannot be matched on their own and misalign a paragraph. `ops` are (-1 | 0 | 1, text) runs.
+    so they cannot be matched on their own and misalign a paragraph.
+    `ops` are (-1 | 0 | 1, text) runs.
     """
     started = time.perf_counter()
     deadline = started + timeout if timeout > 0 else None

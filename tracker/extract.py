@@ -8,6 +8,7 @@ The same bytes always give the same text: no clocks, no randomness, no network.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -39,9 +40,54 @@ DROPPED_TAGS = (
 )
 
 BLOCK_TAGS = frozenset(
-    """address article aside blockquote body center dd details dialog div dl dt fieldset
-    figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr html legend li main
-    menu nav ol p pre section summary table tbody td tfoot th thead tr ul caption""".split()
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hgroup",
+        "hr",
+        "html",
+        "legend",
+        "li",
+        "main",
+        "menu",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+        "caption",
+    ]
 )
 
 HEADINGS = {f"h{n}": n for n in range(1, 7)}
@@ -255,10 +301,8 @@ def _render_list(tag: Tag) -> list[str]:
             items.extend(_render_block(child) if child.name in BLOCK_TAGS else [])
             continue
         if ordered and child.get("value"):
-            try:
+            with contextlib.suppress(ValueError):
                 number = int(str(child.get("value")))
-            except ValueError:
-                pass
         marker = f"{number}. " if ordered else "- "
         number += 1
         body = "\n".join(_render_children(child))
@@ -266,7 +310,9 @@ def _render_list(tag: Tag) -> list[str]:
             continue
         indent = " " * len(marker)
         lines = body.split("\n")
-        items.append(marker + lines[0] + "".join("\n" + (indent + ln if ln else "") for ln in lines[1:]))
+        items.append(
+            marker + lines[0] + "".join("\n" + (indent + ln if ln else "") for ln in lines[1:])
+        )
     return ["\n".join(items)] if items else []
 
 
@@ -279,7 +325,9 @@ def _render_table(tag: Tag) -> list[str]:
         cells = tr.find_all(["th", "td"], recursive=False)
         if not cells:
             continue
-        texts = [" ".join(_render_children(c)).replace("\n", " ").replace("|", "\\|") for c in cells]
+        texts = [
+            " ".join(_render_children(c)).replace("\n", " ").replace("|", "\\|") for c in cells
+        ]
         rows.append("| " + " | ".join(texts) + " |")
         if not header_done:
             header_done = True
@@ -298,9 +346,7 @@ def _render_inline(tag: Tag) -> str:
         return _BREAK
     if name == "img":
         return ""
-    inner = "".join(
-        _render_inline(c) if isinstance(c, Tag) else _text_of(c) for c in tag.children
-    )
+    inner = "".join(_render_inline(c) if isinstance(c, Tag) else _text_of(c) for c in tag.children)
     if name == "a":
         href = str(tag.get("href") or "").strip()
         text = _finish_inline(inner)
@@ -330,6 +376,6 @@ def _finish_inline(raw: str) -> str:
 
 def _contains_block(tag: Tag) -> bool:
     """An inline element wrapping blocks (a card link around a heading) is a container."""
-    return tag.name != "a" and tag.find(BLOCK_TAGS) is not None or (
-        tag.name == "a" and tag.find(list(HEADINGS) + ["p", "div", "ul", "ol", "table"]) is not None
+    return (tag.name != "a" and tag.find(BLOCK_TAGS) is not None) or (
+        tag.name == "a" and tag.find([*list(HEADINGS), "p", "div", "ul", "ol", "table"]) is not None
     )

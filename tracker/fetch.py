@@ -95,9 +95,7 @@ class Fetcher:
     def _fetch_limited(self, source: Source, validators: Validators | None) -> FetchResult:
         host = (urlsplit(source.url).hostname or "").lower()
         with self._lock:
-            limit = self._host_limits.setdefault(
-                host, threading.Semaphore(self.settings.per_host)
-            )
+            limit = self._host_limits.setdefault(host, threading.Semaphore(self.settings.per_host))
         with limit:
             return self.fetch(source, validators)
 
@@ -172,7 +170,9 @@ class Fetcher:
                     raise FetchError("too_large", f"body exceeds the {cap} byte cap")
                 chunks.append(chunk)
         except requests.exceptions.RequestException as exc:
-            raise FetchError("connection", f"connection broke while reading: {_short(exc)}") from None
+            raise FetchError(
+                "connection", f"connection broke while reading: {_short(exc)}"
+            ) from None
         return b"".join(chunks)
 
     def _result(
@@ -223,7 +223,9 @@ def _retry_after(value: str | None, clock: Clock) -> float | None:
 
 def _looks_like_dns(exc: Exception) -> bool:
     text = str(exc)
-    return any(s in text for s in ("NameResolutionError", "Name or service not known", "getaddrinfo"))
+    return any(
+        s in text for s in ("NameResolutionError", "Name or service not known", "getaddrinfo")
+    )
 
 
 def _short(exc: Exception) -> str:

@@ -35,7 +35,7 @@ def parse_when(text: str) -> datetime:
 def find_version(
     tracker: Tracker, document: str, ref: str | None = None, *, at: str | None = None
 ) -> Version:
-    """The version named by `ref` (a sha256 prefix, an index like -1, or a time) or current at `at`."""
+    """The version named by `ref` (sha256 prefix, number like -1, or time), or current at `at`."""
     found = versions(tracker, document)
     if not found:
         raise VersionNotFoundError(f"{document}: no version stored yet; run `tos-tracker run`")

@@ -7,6 +7,7 @@ row-building functions, so a rebuilt index equals an incrementally built one.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterable
@@ -38,7 +39,7 @@ class Index:
 
     def _create_schema(self) -> None:
         db = self.db
-        db["documents"].create(
+        db.table("documents").create(
             {
                 "id": str,
                 "service": str,
@@ -60,7 +61,7 @@ class Index:
             pk="id",
             if_not_exists=True,
         )
-        db["snapshots"].create(
+        db.table("snapshots").create(
             {
                 "document": str,
                 "captured_at": str,
@@ -78,7 +79,7 @@ class Index:
             pk=("document", "captured_at"),
             if_not_exists=True,
         )
-        db["versions"].create(
+        db.table("versions").create(
             {
                 "document": str,
                 "captured_at": str,
@@ -91,7 +92,7 @@ class Index:
             pk=("document", "captured_at"),
             if_not_exists=True,
         )
-        db["changes"].create(
+        db.table("changes").create(
             {
                 "document": str,
                 "to_captured_at": str,
@@ -107,7 +108,7 @@ class Index:
             pk=("document", "to_captured_at"),
             if_not_exists=True,
         )
-        db["runs"].create(
+        db.table("runs").create(
             {
                 "id": str,
                 "started_at": str,
@@ -121,7 +122,7 @@ class Index:
             pk="id",
             if_not_exists=True,
         )
-        db["fetch_errors"].create(
+        db.table("fetch_errors").create(
             {
                 "run_id": str,
                 "document": str,
@@ -133,15 +134,15 @@ class Index:
             pk=("run_id", "document"),
             if_not_exists=True,
         )
-        db["versions"].create_index(["document", "sha256"], if_not_exists=True)
-        db["changes"].create_index(["to_captured_at"], if_not_exists=True)
+        db.table("versions").create_index(["document", "sha256"], if_not_exists=True)
+        db.table("changes").create_index(["to_captured_at"], if_not_exists=True)
 
     # --- writing -------------------------------------------------------------------------
 
     def upsert_sources(self, sources: Iterable[Source]) -> None:
         with self.db.conn:
             for source in sources:
-                self.db["documents"].upsert(
+                self.db.table("documents").upsert(
                     {
                         "id": source.id,
                         "service": source.service,
@@ -155,13 +156,15 @@ class Index:
     def add_capture(self, capture: Capture, change: Change | None) -> None:
         """Record a new capture (and the change it makes) in one transaction."""
         with self.db.conn:
-            self.db["snapshots"].upsert(snapshot_row(capture), pk=("document", "captured_at"))
+            self.db.table("snapshots").upsert(snapshot_row(capture), pk=("document", "captured_at"))
             if capture.version is not None:
-                self.db["versions"].upsert(
+                self.db.table("versions").upsert(
                     version_row(capture.version), pk=("document", "captured_at")
                 )
             if change is not None:
-                self.db["changes"].upsert(change_row(change), pk=("document", "to_captured_at"))
+                self.db.table("changes").upsert(
+                    change_row(change), pk=("document", "to_captured_at")
+                )
             self._refresh_document(capture.document)
 
     def apply_run(self, record: dict[str, Any]) -> None:
@@ -171,7 +174,7 @@ class Index:
 
     def _apply_run(self, record: dict[str, Any]) -> None:
         outcomes = record.get("outcomes", [])
-        self.db["runs"].upsert(
+        self.db.table("runs").upsert(
             {
                 "id": record["id"],
                 "started_at": record["started_at"],
@@ -183,8 +186,8 @@ class Index:
         )
         for outcome in outcomes:
             doc = outcome["document"]
-            if not self.db["documents"].count_where("id = ?", [doc]):
-                self.db["documents"].insert({"id": doc, "configured": 0}, pk="id")
+            if not self.db.table("documents").count_where("id = ?", [doc]):
+                self.db.table("documents").insert({"id": doc, "configured": 0}, pk="id")
             update: dict[str, Any] = {
                 "last_checked": outcome["checked_at"],
                 "last_status": outcome["status"],
@@ -195,7 +198,7 @@ class Index:
                 update["etag"] = outcome.get("etag")
                 update["last_modified"] = outcome.get("last_modified")
             else:
-                self.db["fetch_errors"].upsert(
+                self.db.table("fetch_errors").upsert(
                     {
                         "run_id": record["id"],
                         "document": doc,
@@ -206,11 +209,11 @@ class Index:
                     },
                     pk=("run_id", "document"),
                 )
-            self.db["documents"].update(doc, update)
+            self.db.table("documents").update(doc, update)
 
     def _refresh_document(self, document: str) -> None:
-        if not self.db["documents"].count_where("id = ?", [document]):
-            self.db["documents"].insert({"id": document, "configured": 0}, pk="id")
+        if not self.db.table("documents").count_where("id = ?", [document]):
+            self.db.table("documents").insert({"id": document, "configured": 0}, pk="id")
         row = next(
             self.db.query(
                 "select count(*) n, min(captured_at) first, max(captured_at) last "
@@ -224,7 +227,7 @@ class Index:
                 [document],
             )
         )
-        self.db["documents"].update(
+        self.db.table("documents").update(
             document,
             {
                 "versions": row["n"],
@@ -248,7 +251,7 @@ class Index:
         with self.db.conn:
             for record in store.runs():
                 self._apply_run(record)
-        return {table: self.db[table].count for table in TABLES}
+        return {table: self.db.table(table).count for table in TABLES}
 
     def rebuild_document(self, store: Store, document: str) -> None:
         captures = store.captures(document)
@@ -256,15 +259,15 @@ class Index:
         rows_ver = [version_row(c.version) for c in captures if c.version is not None]
         changes = []
         versions = [c.version for c in captures if c.version is not None]
-        for before, after in zip(versions, versions[1:], strict=False):
+        for before, after in itertools.pairwise(versions):
             changes.append(change_row(compute_change(store, before, after)))
         with self.db.conn:
             for table in ("snapshots", "versions"):
                 self.db.execute(f"delete from {table} where document = ?", [document])
             self.db.execute("delete from changes where document = ?", [document])
-            self.db["snapshots"].insert_all(rows_snap, pk=("document", "captured_at"))
-            self.db["versions"].insert_all(rows_ver, pk=("document", "captured_at"))
-            self.db["changes"].insert_all(changes, pk=("document", "to_captured_at"))
+            self.db.table("snapshots").insert_all(rows_snap, pk=("document", "captured_at"))
+            self.db.table("versions").insert_all(rows_ver, pk=("document", "captured_at"))
+            self.db.table("changes").insert_all(changes, pk=("document", "to_captured_at"))
             self._refresh_document(document)
 
     def sync(self, store: Store, documents: Iterable[str]) -> list[str]:
@@ -288,16 +291,16 @@ class Index:
     # --- reading ---------------------------------------------------------------------------
 
     def validators(self, document: str) -> Validators:
-        row = self.db["documents"].get(document) if self._has(document) else None
+        row = self.db.table("documents").get(document) if self._has(document) else None
         if not row:
             return Validators()
         return Validators(etag=row.get("etag"), last_modified=row.get("last_modified"))
 
     def _has(self, document: str) -> bool:
-        return bool(self.db["documents"].count_where("id = ?", [document]))
+        return bool(self.db.table("documents").count_where("id = ?", [document]))
 
     def document(self, document: str) -> dict[str, Any] | None:
-        return self.db["documents"].get(document) if self._has(document) else None
+        return self.db.table("documents").get(document) if self._has(document) else None
 
     def changes(self, document: str | None = None) -> list[dict[str, Any]]:
         sql = "select * from changes"
@@ -312,7 +315,7 @@ class Index:
         """Every row of every table in a stable order, for comparing two indexes."""
         out = {}
         for table in TABLES:
-            pks = self.db[table].pks
+            pks = self.db.table(table).pks
             order = ", ".join(pks)
             out[table] = list(self.db.query(f"select * from {table} order by {order}"))
         return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .config import Config
@@ -118,40 +118,44 @@ def run(
 
 def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentOutcome:
     store, index = tracker.store, tracker.index
-    base = {
-        "document": source.id,
-        "checked_at": fetched.fetched_at,
-        "http_status": fetched.status,
-        "validators": fetched.validators,
-    }
+    base = DocumentOutcome(
+        document=source.id,
+        status="unchanged",
+        checked_at=fetched.fetched_at,
+        http_status=fetched.status,
+        validators=fetched.validators,
+    )
     if fetched.not_modified:
         # A 304 may omit the validators; keep the ones we sent for next time.
         sent = index.validators(source.id)
-        base["validators"] = Validators(
-            etag=fetched.validators.etag or sent.etag,
-            last_modified=fetched.validators.last_modified or sent.last_modified,
+        base = replace(
+            base,
+            validators=Validators(
+                etag=fetched.validators.etag or sent.etag,
+                last_modified=fetched.validators.last_modified or sent.last_modified,
+            ),
         )
         current = store.latest_version(source.id)
         if current is None:
-            return DocumentOutcome(
+            return replace(
+                base,
                 status="failed",
                 error_kind="http",
                 error="HTTP 304 but no stored copy to compare with",
-                **base,
             )
-        return DocumentOutcome(status="unchanged", version=current, **base)
+        return replace(base, version=current)
     try:
         text = extract_text(
             fetched.body, encoding=fetched.encoding, select=source.select, remove=source.remove
         )
     except FetchError as exc:
-        return DocumentOutcome(status="failed", error_kind=exc.kind, error=str(exc), **base)
+        return replace(base, status="failed", error_kind=exc.kind, error=str(exc))
     if not text.strip():
-        return DocumentOutcome(
+        return replace(
+            base,
             status="failed",
             error_kind="empty",
             error="the page has no readable text (is it rendered by JavaScript?)",
-            **base,
         )
     previous = store.latest_version(source.id)
     capture, current = store.record(source.id, fetched, text)
@@ -166,12 +170,8 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
         status = "new"
     else:
         status = "changed"
-    return DocumentOutcome(
-        status=status,
-        version=current,
-        change=change,
-        snapshot_stored=capture is not None,
-        **base,
+    return replace(
+        base, status=status, version=current, change=change, snapshot_stored=capture is not None
     )
 
 

@@ -6,6 +6,7 @@ autoescapes every template, including user templates searched first.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -121,7 +122,7 @@ def write_report(
         source = tracker.config.source(document)
         versions = tracker.store.versions(document)
         entries = []
-        for before, after in zip(versions, versions[1:], strict=False):
+        for before, after in itertools.pairwise(versions):
             change = compute_change(tracker.store, before, after)
             name = change_page_name(change)
             page = out_dir / name

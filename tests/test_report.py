@@ -1,0 +1,152 @@
+"""Change reports from real history, fetched over HTTP: what the readers are promised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from conftest import Clock, document_entry
+from pytest_httpserver import HTTPServer
+
+from tracker.history import change_for
+from tracker.pipeline import run
+from tracker.report import diff_segments, terminal_diff, write_report
+
+
+def track(httpserver: HTTPServer, make_tracker, clock: Clock, doc: dict, bodies: list[bytes]):
+    """Serve each body in turn and run the pipeline once per body."""
+    for body in bodies:
+        httpserver.expect_ordered_request("/doc").respond_with_data(
+            body, content_type="text/html; charset=utf-8"
+        )
+    tracker = make_tracker([{**doc, "url": httpserver.url_for("/doc")}])
+    for _ in bodies:
+        summary = run(tracker, clock=clock)
+        assert summary.failed == 0, summary.outcomes
+        clock.advance(days=17)
+    return tracker
+
+
+def report_soup(tracker, out: Path) -> BeautifulSoup:
+    _, pages = write_report(tracker, out)
+    assert len(pages) == 1
+    return BeautifulSoup(pages[0].read_text(encoding="utf-8"), "lxml")
+
+
+AZURE = document_entry(
+    "azure-openai/code-of-conduct",
+    "http://placeholder/",
+    select=["main .content"],
+    remove=["nav", "form", "button", ".feedback"],
+)
+OPENAI = document_entry(
+    "openai/usage-policies",
+    "http://placeholder/",
+    select=["main", "#content"],
+    remove=['select[name="Locale Select"]', "main .sr-only"],
+)
+
+
+def test_azure_police_clause_is_inserted(
+    httpserver: HTTPServer, make_tracker, clock: Clock, bundled, tmp_path: Path
+) -> None:
+    tracker = track(httpserver, make_tracker, clock, AZURE, bundled["azure-openai/code-of-conduct"])
+    soup = report_soup(tracker, tmp_path / "report")
+    inserted = " ".join(i.get_text() for i in soup.find_all("ins") if i.find_parent(class_="diff"))
+    assert "by or for a police department in the United States" in inserted
+    assert "real-time facial recognition technology on mobile cameras" in inserted
+    deleted = " ".join(d.get_text() for d in soup.find_all("del") if d.find_parent(class_="diff"))
+    assert "use by state or local police in the United States" in deleted
+    # The page names both dates and links both snapshots.
+    facts = soup.find("dl", class_="facts").get_text(" ")
+    assert "2024-05-01T12:00:00Z" in facts and "2024-05-18T12:00:00Z" in facts
+    links = [a["href"] for a in soup.find_all("a") if "snapshot" in a.get_text()]
+    assert len(links) == 2
+    for href in links:
+        page_dir = tmp_path / "report" / "azure-openai" / "code-of-conduct"
+        assert (page_dir / href).resolve().is_file()
+
+
+def test_openai_military_and_warfare_is_deleted(
+    httpserver: HTTPServer, make_tracker, clock: Clock, bundled, tmp_path: Path
+) -> None:
+    bodies = bundled["openai/usage-policies"][:2]  # 2023-03-23 and 2024-01-10
+    tracker = track(httpserver, make_tracker, clock, OPENAI, bodies)
+    soup = report_soup(tracker, tmp_path / "report")
+    deleted = [d.get_text() for d in soup.find_all("del")]
+    assert any("Military and warfare" in d for d in deleted)
+    assert not any("Military and warfare" in i.get_text() for i in soup.find_all("ins"))
+
+
+def test_terminal_diff_of_the_azure_change(
+    httpserver: HTTPServer, make_tracker, clock: Clock, bundled
+) -> None:
+    tracker = track(httpserver, make_tracker, clock, AZURE, bundled["azure-openai/code-of-conduct"])
+    change = change_for(tracker, "azure-openai/code-of-conduct")
+    text = terminal_diff(change, color=False)
+    assert "Article • [-04/15-]{+05/02+}/2024" in text
+    assert "{+;\n- be used for facial recognition purposes by or for a police department" in text
+    assert "Responsible AI mandatory practices" in text.splitlines()[1]
+
+
+HOSTILE = """<html><body><main><h1>Terms</h1>
+<p>Version one.</p>
+<p>&lt;script&gt;alert("x")&lt;/script&gt; and &lt;img src=x onerror=alert(1)&gt;</p>
+</main></body></html>"""
+
+
+def test_page_content_is_escaped_in_reports(
+    httpserver: HTTPServer, make_tracker, clock: Clock, tmp_path: Path
+) -> None:
+    second = HOSTILE.replace(
+        "Version one.", "Version two. <b>&lt;/del&gt;&lt;script&gt;bad()&lt;/script&gt;</b>"
+    )
+    tracker = track(
+        httpserver,
+        make_tracker,
+        clock,
+        document_entry("evil/page", "http://placeholder/", select=["main"]),
+        [HOSTILE.encode(), second.encode()],
+    )
+    _, pages = write_report(tracker, tmp_path / "report")
+    html = pages[0].read_text()
+    soup = BeautifulSoup(html, "lxml")
+    assert soup.find_all("script") == []
+    assert not any(tag.has_attr("onerror") for tag in soup.find_all(True))
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert "<img src=x onerror=alert(1)>" in soup.find(class_="diff").get_text()
+    assert "</del><script>bad()</script>" in "".join(i.get_text() for i in soup.find_all("ins"))
+
+
+def test_user_templates_are_searched_first(
+    httpserver: HTTPServer, make_tracker, clock: Clock, bundled, tmp_path: Path
+) -> None:
+    tracker = track(httpserver, make_tracker, clock, AZURE, bundled["azure-openai/code-of-conduct"])
+    custom = tmp_path / "my-templates"
+    custom.mkdir()
+    (custom / "change.html").write_text(
+        "CUSTOM {{ change.document }} {% for s in segments %}{% if s.kind == 'ins' %}"
+        "<ins>{{ s.text }}</ins>{% endif %}{% endfor %}"
+    )
+    from dataclasses import replace
+
+    tracker.config = replace(tracker.config, templates=custom)
+    _, pages = write_report(tracker, tmp_path / "report")
+    html = pages[0].read_text()
+    assert html.startswith("CUSTOM azure-openai/code-of-conduct")
+    assert "by or for a police department" in html
+    assert (tmp_path / "report" / "index.html").read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize(
+    ("ops", "kinds"),
+    [
+        (((0, "a\n" * 20), (1, "x"), (0, "b\n" * 20)), ["skip", "eq", "ins", "eq", "skip"]),
+        (((0, "a\nb\n"), (-1, "\nc\n"), (0, "d\n")), ["eq", "eq", "del", "eq", "eq"]),
+    ],
+)
+def test_diff_segments_fold_long_unchanged_stretches(ops, kinds) -> None:
+    segments = diff_segments(ops)
+    assert [s.kind for s in segments] == kinds
+    assert "".join(s.text for s in segments) == "".join(t for _, t in ops)
