@@ -86,7 +86,10 @@ def test_terminal_diff_of_the_azure_change(
     change = change_for(tracker, "azure-openai/code-of-conduct")
     text = terminal_diff(change, color=False)
     assert "Article • [-04/15-]{+05/02+}/2024" in text
-    assert "{+;\n- be used for facial recognition purposes by or for a police department" in text
+    # The reworded clause is shown inline; the two new clauses are whole inserted lines.
+    removed = "[-, including, for example, use by state or local police in the United States-]"
+    assert f"valid consent{removed};\n" in text
+    assert "\n{+- be used for facial recognition purposes by or for a police department" in text
     assert "Responsible AI mandatory practices" in text.splitlines()[1]
 
 

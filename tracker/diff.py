@@ -64,7 +64,7 @@ def word_diff(old: str, new: str, *, timeout: float = DEFAULT_TIMEOUT) -> DiffRe
                 _append(ops, -1, "".join(deleted))
                 _append(ops, 1, "".join(inserted))
             else:
-                for op, text in _word_ops("".join(deleted), "".join(inserted), max(left, 0.0)):
+                for op, text in _hunk_ops(deleted, inserted, deadline):
                     _append(ops, op, text)
         elif deleted:
             _append(ops, -1, "".join(deleted))
@@ -113,6 +113,75 @@ def units(text: str) -> list[str]:
     if blank:
         out.append(blank)
     return out
+
+
+def _hunk_ops(
+    deleted: list[str], inserted: list[str], deadline: float | None
+) -> list[tuple[int, str]]:
+    """Ops for a stretch of changed lines: similar lines are word-diffed, others shown whole.
+
+    Word-diffing a whole rewritten stretch at once leaves stray one-word matches ("of",
+    "the") that chop both texts into confetti. Pairing each old line with a similar new
+    line (in order) keeps a reworded clause inline and a new clause whole.
+    """
+    pairs = _pair_lines(deleted, inserted)
+    if pairs is None:  # too large to align line by line: one word diff over the stretch
+        return _word_ops("".join(deleted), "".join(inserted), _left(deadline))
+    ops: list[tuple[int, str]] = []
+    i = j = 0
+    for a, b in [*pairs, (len(deleted), len(inserted))]:
+        _append(ops, -1, "".join(deleted[i:a]))
+        _append(ops, 1, "".join(inserted[j:b]))
+        if a < len(deleted) and b < len(inserted):
+            for op, text in _word_ops(deleted[a], inserted[b], _left(deadline)):
+                _append(ops, op, text)
+        i, j = a + 1, b + 1
+    return ops
+
+
+SIMILAR = 0.5  # share of words two lines must have in common to be one clause reworded
+MAX_ALIGN_CELLS = 250_000
+
+
+def _pair_lines(old: list[str], new: list[str]) -> list[tuple[int, int]] | None:
+    """In-order pairs (i, j) of similar lines, maximising total similarity (weighted LCS)."""
+    if len(old) * len(new) > MAX_ALIGN_CELLS:
+        return None
+    old_words = [set(WORD.findall(line.lower())) for line in old]
+    new_words = [set(WORD.findall(line.lower())) for line in new]
+    n, m = len(old), len(new)
+    score = [[0.0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        a = old_words[i]
+        row, below = score[i], score[i + 1]
+        for j in range(m - 1, -1, -1):
+            best = below[j] if below[j] >= row[j + 1] else row[j + 1]
+            b = new_words[j]
+            if a and b:
+                shared = len(a & b)
+                if shared:
+                    similarity = shared / len(a | b)
+                    if similarity >= SIMILAR and below[j + 1] + similarity > best:
+                        best = below[j + 1] + similarity
+            elif not a and not b and old[i].strip() == new[j].strip():
+                best = max(best, below[j + 1] + 1.0)
+            row[j] = best
+    pairs = []
+    i = j = 0
+    while i < n and j < m:
+        if score[i][j] == score[i + 1][j]:
+            i += 1
+        elif score[i][j] == score[i][j + 1]:
+            j += 1
+        else:
+            pairs.append((i, j))
+            i += 1
+            j += 1
+    return pairs
+
+
+def _left(deadline: float | None) -> float:
+    return 0.0 if deadline is None else max(deadline - time.perf_counter(), 0.001)
 
 
 def _word_ops(old: str, new: str, timeout: float) -> list[tuple[int, str]]:
