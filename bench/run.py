@@ -134,12 +134,40 @@ def bench_diff(repeat: int) -> dict[str, object]:
     return out
 
 
+def bench_extract(repeat: int) -> dict[str, object]:
+    """Extraction of the largest raw HTML page in the corpus (OpenAI's, 2025-01-30)."""
+    from tracker.extract import extract_text
+
+    pages = (
+        sorted(CORPUS.rglob("*.html"), key=lambda p: p.stat().st_size) if CORPUS.is_dir() else []
+    )
+    if not pages:
+        return {"skipped": f"no corpus at {CORPUS}"}
+    page = pages[-1]
+    body = page.read_bytes()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        text = extract_text(body, select=["main", "#content"], remove=["main .sr-only"])
+        times.append(time.perf_counter() - t0)
+    return {
+        "file": str(page.relative_to(CORPUS)),
+        "bytes": len(body),
+        "text_bytes": len(text.encode()),
+        "seconds_median": statistics.median(times),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
-    results = {"demo": bench_demo_runs(args.repeat), "diff": bench_diff(args.repeat)}
+    results = {
+        "demo": bench_demo_runs(args.repeat),
+        "diff": bench_diff(args.repeat),
+        "extract": bench_extract(args.repeat),
+    }
     demo = results["demo"]
     print(f"Demo: {demo['runs']} runs over {demo['captures']} captures (real HTTP on 127.0.0.1)")
     print(
@@ -167,6 +195,13 @@ def main() -> int:
                 f" pure Python {entry['python']['seconds_median'] * 1000:.1f} ms"
                 f" (+{entry['fast']['added_words']}/-{entry['fast']['removed_words']} words)"
             )
+    extract = results["extract"]
+    if "skipped" not in extract:
+        print(
+            f"Extract largest raw page ({extract['file']}, {extract['bytes']:,} bytes"
+            f" -> {extract['text_bytes']:,} bytes of text):"
+            f" {extract['seconds_median'] * 1000:.1f} ms"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -59,8 +59,12 @@ def test_azure_police_clause_is_inserted(
     deleted = " ".join(d.get_text() for d in soup.find_all("del") if d.find_parent(class_="diff"))
     assert "use by state or local police in the United States" in deleted
     # The page names both dates and links both snapshots.
-    facts = soup.find("dl", class_="facts").get_text(" ")
-    assert "2024-05-01T12:00:00Z" in facts and "2024-05-18T12:00:00Z" in facts
+    facts = soup.find("dl", class_="facts")
+    assert [t["datetime"] for t in facts.find_all("time")] == [
+        "2024-05-01T12:00:00Z",
+        "2024-05-18T12:00:00Z",
+    ]
+    assert "1 May 2024, 12:00 UTC" in facts.get_text(" ")
     links = [a["href"] for a in soup.find_all("a") if "snapshot" in a.get_text()]
     assert len(links) == 2
     for href in links:

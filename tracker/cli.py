@@ -101,6 +101,12 @@ def run(obj: Context, only: tuple[str, ...], as_json: bool, quiet: bool) -> None
         click.echo(outcome_line(outcome), err=outcome.status == "failed" and quiet)
 
     started = time.perf_counter()
+    if obj.config.path is None and not quiet and not as_json:
+        click.echo(
+            f"No {CONFIG_NAME} here: using the built-in configuration"
+            " (`tos-tracker init` writes it out to edit).",
+            err=True,
+        )
     with obj.tracker() as tracker:
         summary = run_pipeline(tracker, only=only or None, progress=show)
     if as_json:

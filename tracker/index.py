@@ -274,7 +274,7 @@ class Index:
         """Bring documents whose files are ahead of the index (after a crash) back in line."""
         repaired = []
         for document in documents:
-            on_disk = [iso(c.captured_at) for c in store.captures(document)]
+            on_disk = store.capture_times(document)
             indexed = [
                 r["captured_at"]
                 for r in self.db.query(

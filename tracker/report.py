@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,14 @@ def template_env(user_dir: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.globals["version"] = __version__
+    env.filters["when"] = human_time
     return env
+
+
+def human_time(moment: datetime) -> str:
+    """'2 May 2024, 12:00 UTC': for people; machine-readable ISO goes in datetime=""."""
+    moment = moment.astimezone(UTC)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,10 @@ class Store:
         files = self._meta_files(document)
         return self._load_capture(document, files[-1]) if files else None
 
+    def capture_times(self, document: str) -> list[str]:
+        """ISO times of the completed captures, from file names alone (cheap)."""
+        return [iso(parse_stem(p.stem)) for p in self._meta_files(document)]
+
     def versions(self, document: str) -> list[Version]:
         return [c.version for c in self.captures(document) if c.version is not None]
 
