@@ -18,12 +18,12 @@ import bisect
 import os
 import re
 import time
+import unicodedata
 from collections.abc import Sequence
 
 from .models import DiffResult
 
-TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
-WORD = re.compile(r"\w+")
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
 HEADING = re.compile(r"^(#{1,6}) +(.+)$", re.MULTILINE)
 DEFAULT_TIMEOUT = 5.0
 TOP_SECTION = "(beginning)"
@@ -34,7 +34,35 @@ _SURROGATES = range(0xD800, 0xE000)
 
 
 def tokenize(text: str) -> list[str]:
-    return TOKEN.findall(text)
+    """Words, runs of whitespace, and single punctuation characters.
+
+    Python's `\\w` leaves out combining marks, which are parts of words in Indic and
+    other scripts (the vowel sign in "हिन्दी"); they are joined back to their word.
+    """
+    tokens: list[str] = []
+    joining = False  # the last token is a word that a mark or word may continue
+    for token in _TOKEN.findall(text):
+        if len(token) == 1 and not token.isspace() and unicodedata.category(token)[0] == "M":
+            if tokens and joining:
+                tokens[-1] += token
+            else:
+                tokens.append(token)
+            joining = True
+        elif joining and _is_word(token):
+            tokens[-1] += token
+        else:
+            tokens.append(token)
+            joining = _is_word(token)
+    return tokens
+
+
+def _is_word(token: str) -> bool:
+    first = token[0]
+    return first.isalnum() or first == "_" or unicodedata.category(first)[0] == "M"
+
+
+def words(text: str) -> list[str]:
+    return [t for t in tokenize(text) if _is_word(t)]
 
 
 def word_diff(old: str, new: str, *, timeout: float = DEFAULT_TIMEOUT) -> DiffResult:
@@ -88,8 +116,8 @@ def word_diff(old: str, new: str, *, timeout: float = DEFAULT_TIMEOUT) -> DiffRe
             j += length
     flush()
     elapsed = time.perf_counter() - started
-    added = sum(len(WORD.findall(text)) for op, text in ops if op == 1)
-    removed = sum(len(WORD.findall(text)) for op, text in ops if op == -1)
+    added = sum(len(words(text)) for op, text in ops if op == 1)
+    removed = sum(len(words(text)) for op, text in ops if op == -1)
     return DiffResult(
         ops=tuple(ops),
         added_words=added,
@@ -139,7 +167,7 @@ def _hunk_ops(
     return ops
 
 
-SIMILAR = 0.5  # share of words two lines must have in common to be one clause reworded
+SIMILAR = 0.5  # Dice overlap of word sets for two lines to count as one clause reworded
 MAX_ALIGN_CELLS = 250_000
 
 
@@ -147,8 +175,8 @@ def _pair_lines(old: list[str], new: list[str]) -> list[tuple[int, int]] | None:
     """In-order pairs (i, j) of similar lines, maximising total similarity (weighted LCS)."""
     if len(old) * len(new) > MAX_ALIGN_CELLS:
         return None
-    old_words = [set(WORD.findall(line.lower())) for line in old]
-    new_words = [set(WORD.findall(line.lower())) for line in new]
+    old_words = [set(words(line.lower())) for line in old]
+    new_words = [set(words(line.lower())) for line in new]
     n, m = len(old), len(new)
     score = [[0.0] * (m + 1) for _ in range(n + 1)]
     for i in range(n - 1, -1, -1):
@@ -160,7 +188,7 @@ def _pair_lines(old: list[str], new: list[str]) -> list[tuple[int, int]] | None:
             if a and b:
                 shared = len(a & b)
                 if shared:
-                    similarity = shared / len(a | b)
+                    similarity = 2 * shared / (len(a) + len(b))  # Dice
                     if similarity >= SIMILAR and below[j + 1] + similarity > best:
                         best = below[j + 1] + similarity
             elif not a and not b and old[i].strip() == new[j].strip():

@@ -12,7 +12,7 @@ import contextlib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
@@ -155,16 +155,46 @@ def extract_text(
     return normalize_text("\n\n".join(blocks))
 
 
+# Labels that browsers decode as windows-1252 (WHATWG Encoding Standard): servers say
+# ISO-8859-1 and send curly quotes and dashes from the 0x80-0x9F range.
+_WINDOWS_1252_LABELS = frozenset(
+    {
+        "iso-8859-1",
+        "iso8859-1",
+        "iso_8859-1",
+        "latin-1",
+        "latin1",
+        "l1",
+        "cp819",
+        "ascii",
+        "us-ascii",
+        "ansi_x3.4-1968",
+        "iso-ir-100",
+        "ibm819",
+        "csisolatin1",
+        "x-cp1252",
+    }
+)
+
+
 def parse_html(body: bytes | str, encoding: str | None = None) -> BeautifulSoup:
-    """Parse with lxml; the server's declared charset wins over the page's guess."""
+    """Parse with lxml; the server's declared charset wins over the page's own."""
     if isinstance(body, str):
         return BeautifulSoup(body, "lxml")
     if encoding:
         try:
-            return BeautifulSoup(body, "lxml", from_encoding=encoding)
+            return BeautifulSoup(body, "lxml", from_encoding=_browser_encoding(encoding))
         except LookupError:
             pass  # an unknown charset name: let detection decide
-    return BeautifulSoup(body, "lxml")
+    soup = BeautifulSoup(body, "lxml")
+    if soup.original_encoding and soup.original_encoding.lower() in _WINDOWS_1252_LABELS:
+        soup = BeautifulSoup(body, "lxml", from_encoding="windows-1252")
+    return soup
+
+
+def _browser_encoding(label: str) -> str:
+    label = label.strip().lower()
+    return "windows-1252" if label in _WINDOWS_1252_LABELS else label
 
 
 def clean_tree(soup: BeautifulSoup, remove: Iterable[str] = ()) -> None:
@@ -216,12 +246,13 @@ def clean_url(href: str) -> str:
         parts = urlsplit(href)
     except ValueError:
         return href
-    kept = [
-        (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if key.lower() not in TRACKING_PARAMS and not key.lower().startswith(TRACKING_PREFIXES)
-    ]
-    return urlunsplit(parts._replace(query=urlencode(kept, doseq=True)))
+    kept = [field for field in parts.query.split("&") if field and not _is_tracking(field)]
+    return urlunsplit(parts._replace(query="&".join(kept)))
+
+
+def _is_tracking(field: str) -> bool:
+    key = unquote_plus(field.split("=", 1)[0]).lower()
+    return key in TRACKING_PARAMS or key.startswith(TRACKING_PREFIXES)
 
 
 def _is_hidden(tag: Tag) -> bool:
@@ -273,6 +304,8 @@ def _render_block(tag: Tag) -> list[str]:
     if name == "table":
         return _render_table(tag)
     if name == "pre":
+        for br in tag.find_all("br"):
+            br.replace_with("\n")
         code = tag.get_text().strip("\n")
         return [f"```\n{code}\n```"] if code.strip() else []
     if name == "hr":
@@ -287,10 +320,14 @@ def _render_block(tag: Tag) -> list[str]:
 
 def _render_list(tag: Tag) -> list[str]:
     ordered = tag.name == "ol"
+    reversed_ = ordered and tag.has_attr("reversed")
+    step = -1 if reversed_ else 1
+    count = len(tag.find_all("li", recursive=False))
     try:
-        number = int(str(tag.get("start", "1")))
+        number = int(str(tag.get("start") or (count if reversed_ else 1)))
     except ValueError:
-        number = 1
+        number = count if reversed_ else 1
+    style = str(tag.get("type", "1"))
     items: list[str] = []
     for child in tag.children:
         if not isinstance(child, Tag):
@@ -303,8 +340,8 @@ def _render_list(tag: Tag) -> list[str]:
         if ordered and child.get("value"):
             with contextlib.suppress(ValueError):
                 number = int(str(child.get("value")))
-        marker = f"{number}. " if ordered else "- "
-        number += 1
+        marker = f"{_list_number(number, style)}. " if ordered else "- "
+        number += step
         body = "\n".join(_render_children(child))
         if not body:
             continue
@@ -314,6 +351,39 @@ def _render_list(tag: Tag) -> list[str]:
             marker + lines[0] + "".join("\n" + (indent + ln if ln else "") for ln in lines[1:])
         )
     return ["\n".join(items)] if items else []
+
+
+def _list_number(number: int, style: str) -> str:
+    """An item number as the list shows it: 1, a, A, i or I (clauses are cited as 3(b))."""
+    if style in ("a", "A") and number > 0:
+        letters = ""
+        while number:
+            number, rest = divmod(number - 1, 26)
+            letters = chr(ord("a") + rest) + letters
+        return letters.upper() if style == "A" else letters
+    if style in ("i", "I") and 0 < number < 4000:
+        numerals = (
+            (1000, "m"),
+            (900, "cm"),
+            (500, "d"),
+            (400, "cd"),
+            (100, "c"),
+            (90, "xc"),
+            (50, "l"),
+            (40, "xl"),
+            (10, "x"),
+            (9, "ix"),
+            (5, "v"),
+            (4, "iv"),
+            (1, "i"),
+        )
+        roman = ""
+        for value, symbol in numerals:
+            while number >= value:
+                roman += symbol
+                number -= value
+        return roman.upper() if style == "I" else roman
+    return str(number)
 
 
 def _render_table(tag: Tag) -> list[str]:
@@ -369,7 +439,7 @@ def _inline_of(tag: Tag) -> str:
 
 
 def _finish_inline(raw: str) -> str:
-    text = _SPACE.sub(" ", raw)
+    text = _SPACE.sub(" ", _INVISIBLE.sub("", raw))
     lines = [line.strip() for line in text.split(_BREAK)]
     return "\n".join(line for line in lines if line).strip()
 
