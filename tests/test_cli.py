@@ -196,7 +196,7 @@ def test_explicit_missing_config_exits_2(workdir: Path) -> None:
 def test_init_writes_the_default_config(workdir: Path) -> None:
     assert invoke("init").exit_code == 0
     assert "openai/usage-policies" in (workdir / "tracker.toml").read_text()
-    assert invoke("init").exit_code == 1  # refuses to overwrite
+    assert invoke("init").exit_code == 2  # refuses to overwrite: a usage error
 
 
 def test_every_command_is_documented() -> None:
@@ -214,3 +214,30 @@ def test_python_dash_m_runs_the_cli() -> None:
         [sys.executable, "-m", "tracker", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("tos-tracker, version ")
+
+
+def test_version_zero_is_an_error_not_the_first(two_versions: Path) -> None:
+    result = invoke("show", "acme/policy", "--version", "0")
+    assert result.exit_code == 2 and "no version number 0" in result.output
+
+
+def test_a_time_ref_means_the_version_current_then(two_versions: Path) -> None:
+    rows = json.loads(invoke("history", "acme/policy", "--json").output)
+    later = "2999-01-01T00:00:00Z"
+    payload = json.loads(
+        invoke(
+            "diff", "acme/policy", "--from", rows[0]["captured_at"], "--to", later, "--json"
+        ).output
+    )
+    assert payload["to"]["sha256"] == rows[1]["sha256"]
+    early = invoke("diff", "acme/policy", "--from", "2000-01-01T00:00:00Z", "--json")
+    assert early.exit_code == 2 and "no version at or before" in early.output
+
+
+def test_run_exits_3_while_another_run_holds_the_store(two_versions: Path) -> None:
+    from tracker.store import Store
+
+    with Store(two_versions / "snapshots").lock():
+        result = invoke("run")
+    assert result.exit_code == 3
+    assert "is in use by pid" in result.output

@@ -292,3 +292,33 @@ def test_escaped_markup_comes_out_as_literal_text() -> None:
     """Text that looks like HTML stays literal here; escaping is the report's job."""
     html = "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p><p>a &lt; b &amp;&amp; c &gt; d</p>"
     assert extract_text(html) == "<script>alert(1)</script>\n\na < b && c > d\n"
+
+
+# --- regressions found in review -------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [400, 3000, 20000])
+def test_deeply_nested_pages_keep_their_text(depth: int) -> None:
+    """Legacy pages nest unclosed tags hundreds deep; rendering must not hit recursion limits."""
+    page = "<p>start</p>" + "<font>" * depth + "deep text" + "<div>" * depth + "deeper"
+    assert extract_text(page) == "start\n\ndeep text deeper\n"
+
+
+def test_control_characters_never_reach_the_text() -> None:
+    """ESC sequences from a page could hide an inserted clause on a terminal."""
+    page = "<p>sell&#27;[8m your data&#27;[0m to anyone&#7;</p><pre>a&#27;b</pre>"
+    assert extract_text(page) == "sell[8m your data[0m to anyone\n\n```\nab\n```\n"
+
+
+def test_custom_elements_inside_lists_are_items() -> None:
+    page = "<ul><policy-item>No military use.</policy-item><li>Two</li></ul>"
+    assert extract_text(page) == "- No military use.\n- Two\n"
+
+
+def test_table_text_outside_cells_is_kept() -> None:
+    page = "<table><div>Note: applies to EU</div><tr><td>cell</td></tr></table>"
+    assert extract_text(page) == "Note: applies to EU\n\n| cell |\n"
+
+
+def test_text_after_an_early_body_end_is_kept_without_select() -> None:
+    assert extract_text("<html><body><p>in</p></body></html><p>after</p>") == "in\n\nafter\n"

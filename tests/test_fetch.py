@@ -210,3 +210,79 @@ def test_per_host_limit_of_two(counting_server: tuple[int, dict[str, int]]) -> N
         Fetcher(FetchSettings(workers=6, per_host=2, retries=0)).fetch_all(sources, lambda s: None)
     )
     assert peak["127.0.0.1"] == 2
+
+
+@pytest.mark.parametrize("status", [202, 204, 302])
+def test_only_200_and_203_are_pages_to_record(httpserver: HTTPServer, status: int) -> None:
+    """A 202 is how some bot walls answer; it must never become a version."""
+    httpserver.expect_request("/odd").respond_with_data("challenge", status=status)
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=Sleeps()).fetch(source(httpserver.url_for("/odd")))
+    assert (info.value.kind, info.value.status) == ("http", status)
+
+
+@pytest.fixture
+def drip_server() -> Iterator[tuple[int, list[str]]]:
+    """Serves /drip a byte every 0.2 s, and /cut a body shorter than its Content-Length once."""
+    log: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            log.append(self.path)
+            if self.path == "/cut" and log.count("/cut") == 1:
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.write(b"<p>only part")
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            body = b"<p>" + b"x" * 30 + b"</p>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.path == "/drip":
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            else:
+                self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], log
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_slow_drip_body_times_out_as_a_whole(drip_server: tuple[int, list[str]]) -> None:
+    port, _ = drip_server
+    settings = FetchSettings(timeout=1, retries=0)
+    started = time.perf_counter()
+    with pytest.raises(FetchError) as info:
+        Fetcher(settings).fetch(source(f"http://127.0.0.1:{port}/drip"))
+    assert info.value.kind == "timeout"
+    assert time.perf_counter() - started < 4  # the 37-byte body would take 7.4 s
+
+
+def test_a_body_cut_short_is_retried(drip_server: tuple[int, list[str]]) -> None:
+    port, log = drip_server
+    result = Fetcher(FAST, sleep=Sleeps()).fetch(source(f"http://127.0.0.1:{port}/cut"))
+    assert result.body.startswith(b"<p>xxx")
+    assert log == ["/cut", "/cut"]
+
+
+def test_gzip_encoded_bodies_are_decoded(httpserver: HTTPServer) -> None:
+    import gzip
+
+    httpserver.expect_request("/z").respond_with_data(
+        gzip.compress(b"<p>compressed</p>"),
+        headers={"Content-Encoding": "gzip"},
+        content_type="text/html",
+    )
+    assert Fetcher(FAST).fetch(source(httpserver.url_for("/z"))).body == b"<p>compressed</p>"

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from conftest import Clock, document_entry, files_under
+from conftest import Clock, document_entry, files_under, write_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -250,3 +250,149 @@ def test_run_journal_records_every_outcome(
         ("test/a", "new", None),
         ("test/broken", "failed", "http"),
     ]
+
+
+def test_a_new_url_is_fetched_in_full_not_conditionally(
+    httpserver: HTTPServer, tmp_path: Path, clock: Clock
+) -> None:
+    """The old URL's validators mean nothing to the new one: a 304 there would hide it."""
+    from tracker.config import load_config
+    from tracker.pipeline import Tracker
+
+    def old(request: Request) -> Response:
+        return Response("<p>Old place</p>", headers={"ETag": '"same"'})
+
+    def new(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"same"':
+            return Response(status=304, headers={"ETag": '"same"'})
+        return Response("<p>New place</p>", headers={"ETag": '"same"'})
+
+    httpserver.expect_request("/old").respond_with_handler(old)
+    httpserver.expect_request("/new").respond_with_handler(new)
+    for path, expected in (("/old", "new"), ("/new", "changed")):
+        write_config(tmp_path, [document_entry("test/moved", httpserver.url_for(path))])
+        with Tracker.open(load_config(tmp_path / "tracker.toml")) as tracker:
+            assert run(tracker, clock=clock).outcomes[0].status == expected
+            clock.advance(hours=1)
+    with Tracker.open(load_config(tmp_path / "tracker.toml")) as tracker:
+        assert tracker.store.read_text(tracker.store.latest_version("test/moved")) == "New place\n"
+
+
+def test_new_extraction_settings_re_extract_the_same_bytes(
+    httpserver: HTTPServer, tmp_path: Path, clock: Clock
+) -> None:
+    """A selector fix takes effect at once, and is labelled as ours, not the provider's."""
+    from tracker.config import load_config
+    from tracker.pipeline import Tracker
+
+    page = "<div id='cookie'>We use cookies.</div><main><p>Terms.</p></main>"
+    httpserver.expect_request("/p").respond_with_data(page, content_type="text/html")
+    outcomes = []
+    for select in (["#cookie"], ["main"], ["main"]):
+        write_config(tmp_path, [document_entry("test/p", httpserver.url_for("/p"), select=select)])
+        with Tracker.open(load_config(tmp_path / "tracker.toml")) as tracker:
+            outcomes.append(run(tracker, clock=clock).outcomes[0])
+            clock.advance(hours=1)
+    assert [o.status for o in outcomes] == ["new", "changed", "unchanged"]
+    change = outcomes[1].change
+    assert change is not None and change.extraction_changed
+    assert change.summary.endswith("(after the extraction settings changed)")
+    raws = [n for n in files_under(tmp_path / "snapshots") if n.endswith(".gz")]
+    assert len(raws) == 1  # the same bytes are stored once
+
+
+def test_one_pathological_page_does_not_abort_the_run(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    deep = "<p>start</p>" + "<font>" * 600 + "deep text" + "<div>" * 3000 + "deeper"
+    httpserver.expect_request("/deep").respond_with_data(deep, content_type="text/html")
+    httpserver.expect_request("/ok").respond_with_data("<p>fine</p>", content_type="text/html")
+    tracker = make_tracker(
+        [
+            document_entry("test/deep", httpserver.url_for("/deep")),
+            document_entry("test/ok", httpserver.url_for("/ok")),
+        ]
+    )
+    summary = run(tracker, clock=clock)
+    assert [o.status for o in summary.outcomes] == ["new", "new"]
+    text = tracker.store.read_text(tracker.store.latest_version("test/deep"))
+    assert text == "start\n\ndeep text deeper\n"  # flattened past 150 levels, words kept apart
+
+
+def test_runs_in_the_same_second_replay_in_order(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    """Run ids …Z, …Z-2 … …Z-10 sort by when they ran, so reindex ends in the same state."""
+    httpserver.expect_ordered_request("/f").respond_with_data("gone", status=404)
+    for _ in range(10):
+        httpserver.expect_ordered_request("/f").respond_with_data("<p>back</p>")
+    tracker = make_tracker([document_entry("test/f", httpserver.url_for("/f"))], retries=0)
+    statuses = [run(tracker, clock=clock).outcomes[0].status for _ in range(11)]
+    assert statuses == ["failed", "new"] + ["unchanged"] * 9
+    assert tracker.store.run_ids()[:3] == [
+        "20240501T120000Z",
+        "20240501T120000Z-2",
+        "20240501T120000Z-3",
+    ]
+    assert tracker.store.run_ids()[-1] == "20240501T120000Z-11"
+    before = tracker.index.dump()
+    rebuilt = Index(tracker.config.index_path.with_name("rebuilt.db"))
+    rebuilt.rebuild(tracker.store, tracker.config.sources)
+    assert rebuilt.dump() == before
+    assert rebuilt.document("test/f")["last_status"] == "unchanged"
+    rebuilt.close()
+
+
+def test_an_unconfigured_document_reindexes_the_same(
+    httpserver: HTTPServer, tmp_path: Path, clock: Clock
+) -> None:
+    from tracker.config import load_config
+    from tracker.pipeline import Tracker
+
+    httpserver.expect_request("/a").respond_with_data("<p>A</p>")
+    httpserver.expect_request("/b").respond_with_data("<p>B</p>")
+    docs = [
+        document_entry("test/a", httpserver.url_for("/a")),
+        document_entry("test/b", httpserver.url_for("/b")),
+    ]
+    write_config(tmp_path, docs)
+    with Tracker.open(load_config(tmp_path / "tracker.toml")) as tracker:
+        run(tracker, clock=clock)
+    write_config(tmp_path, docs[:1])  # test/b is no longer tracked; its history stays
+    config = load_config(tmp_path / "tracker.toml")
+    with Tracker.open(config) as tracker:
+        incremental = tracker.index.dump()
+        row = tracker.index.document("test/b")
+        assert (row["configured"], row["title"]) == (0, "Title of test/b")
+        rebuilt = Index(tmp_path / "rebuilt.db")
+        rebuilt.rebuild(tracker.store, config.sources)
+        assert rebuilt.dump() == incremental
+        rebuilt.close()
+
+
+def test_a_journal_written_but_never_indexed_is_applied_next_time(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    httpserver.expect_request("/a").respond_with_data("<p>A</p>")
+    tracker = make_tracker([document_entry("test/a", httpserver.url_for("/a"))])
+    run(tracker, clock=clock)
+    with tracker.index.db.conn:
+        tracker.index.db.execute("delete from runs")  # as if it crashed before apply_run
+    clock.advance(hours=1)
+    run(tracker, clock=clock)
+    ids = [r["id"] for r in tracker.index.db.query("select id from runs order by id")]
+    assert ids == tracker.store.run_ids() and len(ids) == 2
+
+
+def test_a_second_run_on_the_same_store_is_refused(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    import pytest
+
+    from tracker.errors import LockedError
+
+    httpserver.expect_request("/a").respond_with_data("<p>A</p>")
+    tracker = make_tracker([document_entry("test/a", httpserver.url_for("/a"))])
+    with tracker.store.lock(), pytest.raises(LockedError, match="in use by pid"):
+        run(tracker, clock=clock, wait=0.3)
+    assert run(tracker, clock=clock).outcomes[0].status == "new"

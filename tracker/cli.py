@@ -1,7 +1,8 @@
 """The `tos-tracker` command: parses options, calls the library, reports.
 
 Exit codes, for cron: 0 all documents fetched (changed or not), 1 at least one
-document failed (the others are still recorded), 2 usage or configuration error.
+document failed (the others are still recorded), 2 usage or configuration error,
+3 another run holds the store's lock.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def init(force: bool) -> None:
     """Write the default configuration to ./tracker.toml to edit."""
     target = Path(CONFIG_NAME)
     if target.exists() and not force:
-        raise click.ClickException(f"{target} exists; use --force to overwrite it")
+        raise click.UsageError(f"{target} exists; use --force to overwrite it")
     target.write_text(default_config_text(), encoding="utf-8")
     click.echo(f"Wrote {target}")
 
@@ -85,12 +86,21 @@ def init(force: bool) -> None:
 @click.option("--only", "only", multiple=True, metavar="DOC", help="Fetch only this document.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something failed.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="If another run holds the store, wait this long for it before giving up (exit 3).",
+)
 @pass_context
-def run(obj: Context, only: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+def run(obj: Context, only: tuple[str, ...], as_json: bool, quiet: bool, wait: float) -> None:
     """Fetch every configured document once and record what changed.
 
     Prints one line per document (new, changed, unchanged or failed) and a count.
-    Exits 1 when any document failed; the others are recorded all the same.
+    Exits 1 when any document failed (the others are recorded all the same), and 3
+    when another run is using the same store.
     """
     from .pipeline import run as run_pipeline
     from .pipeline import run_record
@@ -108,7 +118,7 @@ def run(obj: Context, only: tuple[str, ...], as_json: bool, quiet: bool) -> None
             err=True,
         )
     with obj.tracker() as tracker:
-        summary = run_pipeline(tracker, only=only or None, progress=show)
+        summary = run_pipeline(tracker, only=only or None, progress=show, wait=wait)
     if as_json:
         click.echo(json.dumps(run_record(summary), indent=2))
     elif not quiet:
@@ -249,11 +259,13 @@ def reindex(obj: Context) -> None:
 
     config = obj.config
     started = time.perf_counter()
-    index = Index(config.index_path)
-    try:
-        counts = index.rebuild(Store(config.store_path), config.sources)
-    finally:
-        index.close()
+    store = Store(config.store_path)
+    with store.lock():
+        index = Index(config.index_path)
+        try:
+            counts = index.rebuild(store, config.sources)
+        finally:
+            index.close()
     listing = ", ".join(f"{n} {table}" for table, n in counts.items())
     click.echo(f"Rebuilt {config.index_path} in {time.perf_counter() - started:.2f} s: {listing}")
 

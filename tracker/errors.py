@@ -36,5 +36,11 @@ class FetchError(TrackerError):
         self.status = status
 
 
+class LockedError(TrackerError):
+    """Another process is working on the same store."""
+
+    exit_code = 3
+
+
 class StoreError(TrackerError):
     """The snapshot store is unreadable, inconsistent or could not be written."""

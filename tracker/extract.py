@@ -9,6 +9,8 @@ The same bytes always give the same text: no clocks, no randomness, no network.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -121,10 +123,27 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_", "pk_", "hsa_", "vero_")
 
+# Bump when a change to this module changes the text it makes from the same bytes, so
+# stored versions are re-extracted and the change is labelled as ours, not the page's.
+EXTRACTOR_VERSION = 1
+
+
+def extraction_key(select: Sequence[str], remove: Sequence[str]) -> str:
+    """Names the settings that turn bytes into text; stored with every version."""
+    spec = json.dumps(
+        {"extractor": EXTRACTOR_VERSION, "select": list(select), "remove": list(remove)},
+        sort_keys=True,
+    )
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
 _HIDDEN_STYLE = re.compile(r"(display\s*:\s*none|visibility\s*:\s*hidden)", re.IGNORECASE)
 _SPACE = re.compile(r"[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _BREAK = "\x00"  # stands for <br> until whitespace has been collapsed
+# C0 and C1 controls other than tab and newline: a page's ESC sequences must never
+# reach a terminal, and they are never text a reader sees.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def extract_text(
@@ -143,7 +162,8 @@ def extract_text(
     """
     soup = parse_html(body, encoding)
     clean_tree(soup, remove)
-    roots: list[Tag] = select_roots(soup, select) if select else [soup.body or soup]
+    # Without `select`, the whole document: lxml can leave text after an early </body>.
+    roots: list[Tag] = select_roots(soup, select) if select else [soup]
     if select and not roots:
         raise FetchError(
             "selector",
@@ -208,6 +228,45 @@ def clean_tree(soup: BeautifulSoup, remove: Iterable[str] = ()) -> None:
     for selector in remove:
         for tag in soup.select(selector):
             tag.decompose()
+    flatten_deep(soup)
+
+
+MAX_DEPTH = 150
+
+
+def flatten_deep(soup: BeautifulSoup, limit: int = MAX_DEPTH) -> int:
+    """Replace what is nested deeper than `limit` by its plain text.
+
+    Legacy pages nest hundreds of unclosed <font> or <div> tags; rendering recurses
+    per level, so without this one such page would hit Python's recursion limit.
+    Runs in one linear pass (bs4's unwrap is quadratic on such chains).
+    """
+    cut: list[Tag] = []
+    stack: list[tuple[Tag, int]] = [(soup, 0)]
+    while stack:
+        tag, depth = stack.pop()
+        children = [c for c in tag.children if isinstance(c, Tag)]
+        if depth >= limit and children:
+            cut.append(tag)
+            continue
+        stack.extend((child, depth + 1) for child in children)
+    for tag in cut:
+        text = _flat_text(tag)
+        tag.clear()
+        tag.append(text)
+    return len(cut)
+
+
+def _flat_text(tag: Tag) -> str:
+    """The text of a subtree, iteratively, with block boundaries kept as spaces."""
+    parts: list[str] = []
+    for node in tag.descendants:
+        if isinstance(node, Tag):
+            if node.name in BLOCK_TAGS or node.name == "br":
+                parts.append(" ")
+        elif not isinstance(node, Comment | Declaration | Doctype | ProcessingInstruction):
+            parts.append(str(node))
+    return "".join(parts)
 
 
 def select_roots(soup: BeautifulSoup, selectors: Sequence[str]) -> list[Tag]:
@@ -225,7 +284,7 @@ def select_roots(soup: BeautifulSoup, selectors: Sequence[str]) -> list[Tag]:
 def normalize_text(text: str) -> str:
     """Unicode NFC, no invisible characters, no trailing spaces, single blank lines."""
     text = unicodedata.normalize("NFC", text)
-    text = _INVISIBLE.sub("", text)
+    text = _CONTROL.sub("", _INVISIBLE.sub("", text))
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     out: list[str] = []
     for line in lines:
@@ -282,8 +341,7 @@ def _render_children(node: Tag) -> list[str]:
 
     for child in node.children:
         if isinstance(child, NavigableString):
-            if not isinstance(child, Comment | Declaration | Doctype | ProcessingInstruction):
-                inline.append(str(child))
+            inline.append(_text_of(child))
         elif isinstance(child, Tag):
             if child.name in BLOCK_TAGS or _contains_block(child):
                 flush()
@@ -335,7 +393,10 @@ def _render_list(tag: Tag) -> list[str]:
                 items.append("- " + _finish_inline(str(child)))
             continue
         if child.name != "li":
-            items.extend(_render_block(child) if child.name in BLOCK_TAGS else [])
+            if child.name in BLOCK_TAGS:
+                items.extend(_render_block(child))
+            elif text := _finish_inline(_render_inline(child)):
+                items.append("- " + text)  # a custom element standing in for <li>
             continue
         if ordered and child.get("value"):
             with contextlib.suppress(ValueError):
@@ -405,9 +466,29 @@ def _render_table(tag: Tag) -> list[str]:
                 rows.append("|" + "|".join(" --- " for _ in cells) + "|")
     caption = tag.find("caption")
     out = [_inline_of(caption)] if caption and _inline_of(caption) else []
+    out.extend(_outside_cells(tag))
     if rows:
         out.append("\n".join(rows))
     return out
+
+
+_TABLE_PARTS = frozenset({"tr", "td", "th", "thead", "tbody", "tfoot", "caption", "colgroup"})
+
+
+def _outside_cells(tag: Tag) -> list[str]:
+    """Text that sits in a table but in no cell (a note before the rows): keep it."""
+    blocks: list[str] = []
+    for part in [tag, *tag.find_all(["thead", "tbody", "tfoot", "tr"], recursive=True)]:
+        if part is not tag and part.find_parent("table") is not tag:
+            continue
+        for child in part.children:
+            if isinstance(child, Tag) and child.name not in _TABLE_PARTS:
+                blocks.extend(_render_block(child) if child.name in BLOCK_TAGS else [])
+                if child.name not in BLOCK_TAGS and (t := _finish_inline(_render_inline(child))):
+                    blocks.append(t)
+            elif isinstance(child, NavigableString) and (t := _finish_inline(_text_of(child))):
+                blocks.append(t)
+    return blocks
 
 
 def _render_inline(tag: Tag) -> str:
@@ -431,7 +512,7 @@ def _render_inline(tag: Tag) -> str:
 def _text_of(node: object) -> str:
     if isinstance(node, Comment | Declaration | Doctype | ProcessingInstruction):
         return ""
-    return str(node)
+    return _CONTROL.sub("", str(node))
 
 
 def _inline_of(tag: Tag) -> str:

@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from . import __version__
 from .config import PROJECT_URL, FetchSettings
@@ -27,6 +28,7 @@ from .models import FetchResult, Source, Validators
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CAPTURE_STATUSES = frozenset({200, 203})
 USER_AGENT = f"tos-tracker/{__version__} (+{PROJECT_URL})"
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 
@@ -144,9 +146,20 @@ class Fetcher:
                         return self._result(source, response, b"", attempt, started, True)
                     elif status >= 400:
                         raise FetchError("http", f"HTTP {status} {response.reason}", status=status)
+                    elif status not in CAPTURE_STATUSES:
+                        # 202 is how some bot walls answer; a 3xx here had no usable Location.
+                        raise FetchError(
+                            "http",
+                            f"HTTP {status} {response.reason}: not a page to record",
+                            status=status,
+                        )
                     else:
-                        body = self._read_body(response)
-                        return self._result(source, response, body, attempt, started, False)
+                        try:
+                            body = self._read_body(response)
+                        except _BrokenBody as exc:
+                            last_error = exc.error
+                        else:
+                            return self._result(source, response, body, attempt, started, False)
             if attempt <= settings.retries:
                 log.info("%s: %s; retry %d in %.1f s", source.id, last_error, attempt, wait)
                 self.sleep(wait)
@@ -158,20 +171,36 @@ class Fetcher:
         )
 
     def _read_body(self, response: requests.Response) -> bytes:
-        cap = self.settings.max_bytes
+        """The body, within the size cap and within `timeout` seconds for the whole of it.
+
+        requests' timeout bounds each read, so a server dripping a byte at a time could
+        otherwise hold a run for ever. Transient failures raise `_BrokenBody` (retried).
+        """
+        settings = self.settings
+        cap = settings.max_bytes
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cap:
             raise FetchError("too_large", f"body of {declared} bytes exceeds the {cap} byte cap")
+        deadline = time.monotonic() + settings.timeout
         chunks, size = [], 0
         try:
-            for chunk in response.iter_content(64 * 1024):
+            for chunk in _chunks(response):
                 size += len(chunk)
                 if size > cap:
                     raise FetchError("too_large", f"body exceeds the {cap} byte cap")
                 chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise _BrokenBody(
+                        FetchError(
+                            "timeout",
+                            f"body not complete after {settings.timeout:g} s ({size} bytes)",
+                        )
+                    )
+        except requests.exceptions.Timeout as exc:
+            raise _BrokenBody(FetchError("timeout", f"timed out reading: {_short(exc)}")) from None
         except requests.exceptions.RequestException as exc:
-            raise FetchError(
-                "connection", f"connection broke while reading: {_short(exc)}"
+            raise _BrokenBody(
+                FetchError("connection", f"connection broke while reading: {_short(exc)}")
             ) from None
         return b"".join(chunks)
 
@@ -203,6 +232,27 @@ class Fetcher:
             attempts=attempts,
             elapsed=time.perf_counter() - started,
         )
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    """Body bytes as they arrive (decompressed), so a deadline is checked between reads."""
+    raw = response.raw
+    if not hasattr(raw, "read1"):  # pragma: no cover - urllib3 < 2
+        yield from response.iter_content(16 * 1024)
+        return
+    try:
+        while chunk := raw.read1(64 * 1024, decode_content=True):
+            yield chunk
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError) as exc:
+        raise requests.exceptions.ConnectionError(exc) from None
+
+
+class _BrokenBody(Exception):
+    """The body could not be read in full: retried like a connection error."""
+
+    def __init__(self, error: FetchError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _retry_after(value: str | None, clock: Clock) -> float | None:

@@ -58,10 +58,13 @@ def _resolve(found: list[Version], document: str, ref: str) -> Version:
     if ref.lstrip("-").isdigit() and len(ref) < 6:
         position = int(ref)
         try:
+            if position == 0:
+                raise IndexError
             return found[position - 1 if position > 0 else position]
         except IndexError:
             raise VersionNotFoundError(
-                f"{document}: no version number {ref} (there are {len(found)})"
+                f"{document}: no version number {ref} (there are {len(found)};"
+                " 1 is the first, -1 the latest)"
             ) from None
     matches = [v for v in found if v.sha256.startswith(ref.lower())]
     if len(matches) == 1 or (matches and len({v.sha256 for v in matches}) == 1):
@@ -74,8 +77,12 @@ def _resolve(found: list[Version], document: str, ref: str) -> Version:
         if exact:
             return exact[0]
         earlier = [v for v in found if v.captured_at <= moment]
-        if earlier and len(ref) == 10:
-            return earlier[-1]
+        if earlier:
+            return earlier[-1]  # the version current at that time
+        raise VersionNotFoundError(
+            f"{document}: no version at or before {iso(moment)}; "
+            f"the first is from {iso(found[0].captured_at)}"
+        )
     raise VersionNotFoundError(
         f"{document}: no version matches {ref!r} (give a sha256 prefix, a number, or a time)"
     )
@@ -123,6 +130,7 @@ def change_json(change: Change, source_url: str | None = None) -> dict[str, Any]
         "sections": list(change.diff.sections),
         "summary": change.summary,
         "coarse": change.diff.coarse,
+        "extraction_changed": change.extraction_changed,
         "inserted": change.diff.inserted,
         "deleted": change.diff.deleted,
     }

@@ -103,7 +103,7 @@ class Index:
                 "removed_words": int,
                 "sections": str,
                 "summary": str,
-                "coarse": int,
+                "extraction_changed": int,
             },
             pk=("document", "to_captured_at"),
             if_not_exists=True,
@@ -139,7 +139,10 @@ class Index:
 
     # --- writing -------------------------------------------------------------------------
 
-    def upsert_sources(self, sources: Iterable[Source]) -> None:
+    def upsert_sources(self, sources: Iterable[Source], store: Store) -> None:
+        """Configured documents from the config; the others as their latest capture says."""
+        sources = list(sources)
+        configured = {s.id for s in sources}
         with self.db.conn:
             for source in sources:
                 self.db.table("documents").upsert(
@@ -152,6 +155,13 @@ class Index:
                     },
                     pk="id",
                 )
+            others = [
+                r["id"]
+                for r in self.db.query("select id from documents where configured = 1")
+                if r["id"] not in configured
+            ]
+            for document in others:
+                self.db.table("documents").update(document, _described(store, document))
 
     def add_capture(self, capture: Capture, change: Change | None) -> None:
         """Record a new capture (and the change it makes) in one transaction."""
@@ -245,8 +255,15 @@ class Index:
         with self.db.conn:
             for table in TABLES:
                 self.db.execute(f"delete from {table}")
-        self.upsert_sources(sources)
+        sources = list(sources)
+        self.upsert_sources(sources, store)
+        configured = {s.id for s in sources}
         for document in store.documents():
+            if document not in configured:
+                with self.db.conn:
+                    self.db.table("documents").upsert(
+                        {"id": document, **_described(store, document)}, pk="id"
+                    )
             self.rebuild_document(store, document)
         with self.db.conn:
             for record in store.runs():
@@ -271,8 +288,19 @@ class Index:
             self._refresh_document(document)
 
     def sync(self, store: Store, documents: Iterable[str]) -> list[str]:
-        """Bring documents whose files are ahead of the index (after a crash) back in line."""
+        """Bring the index back in line with files written before a crash.
+
+        Documents whose captures are not all indexed are rebuilt; run journals that
+        were written but never applied are applied, in order.
+        """
         repaired = []
+        applied = {r["id"] for r in self.db.query("select id from runs")}
+        missing = {run_id for run_id in store.run_ids() if run_id not in applied}
+        if missing:
+            log.warning("index was missing %d run records; applying them", len(missing))
+            with self.db.conn:
+                for record in store.runs(only=missing):
+                    self._apply_run(record)
         for document in documents:
             on_disk = store.capture_times(document)
             indexed = [
@@ -370,12 +398,24 @@ def change_row(change: Change) -> dict[str, Any]:
         "removed_words": change.diff.removed_words,
         "sections": json.dumps(list(change.diff.sections), ensure_ascii=False),
         "summary": change.summary,
-        "coarse": int(change.diff.coarse),
+        "extraction_changed": int(change.extraction_changed),
     }
 
 
 def _decode_change(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     row["sections"] = json.loads(row["sections"] or "[]")
-    row["coarse"] = bool(row["coarse"])
+    row["extraction_changed"] = bool(row["extraction_changed"])
     return row
+
+
+def _described(store: Store, document: str) -> dict[str, Any]:
+    """A document no longer configured, described by its latest capture."""
+    latest = store.latest_capture(document)
+    meta = latest.meta if latest else {}
+    return {
+        "configured": 0,
+        "service": meta.get("service"),
+        "title": meta.get("title"),
+        "url": meta.get("url"),
+    }

@@ -73,6 +73,7 @@ class Version:
     bytes: int
     snapshot_sha256: str | None
     snapshot_path: str | None
+    extraction: str | None = None  # key of the select/remove settings that made this text
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,15 @@ class Change:
     diff: DiffResult
 
     @property
+    def extraction_changed(self) -> bool:
+        """True when the two texts came from different select/remove settings."""
+        return (
+            self.before.extraction is not None
+            and self.after.extraction is not None
+            and self.before.extraction != self.after.extraction
+        )
+
+    @property
     def summary(self) -> str:
         parts = []
         if self.diff.added_words:
@@ -118,7 +128,8 @@ class Change:
             shown = ", ".join(f"'{s}'" for s in self.diff.sections[:3])
             more = len(self.diff.sections) - 3
             where = f" in {shown}" + (f" and {more} more sections" if more > 0 else "")
-        return ", ".join(parts) + where
+        note = " (after the extraction settings changed)" if self.extraction_changed else ""
+        return ", ".join(parts) + where + note
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import Config
 from .errors import FetchError, UnknownDocumentError
-from .extract import extract_text
+from .extract import extract_text, extraction_key
 from .fetch import Clock, Fetcher, utcnow
 from .index import Index, compute_change
 from .models import Change, DocumentOutcome, FetchResult, RunSummary, Source, Validators
@@ -34,8 +34,9 @@ class Tracker:
 
     @classmethod
     def open(cls, config: Config) -> Tracker:
-        tracker = cls(config, Store(config.store_path), Index(config.index_path))
-        tracker.index.upsert_sources(config.sources)
+        store = Store(config.store_path)
+        tracker = cls(config, store, Index(config.index_path))
+        tracker.index.upsert_sources(config.sources, store)
         return tracker
 
     def close(self) -> None:
@@ -79,9 +80,25 @@ def run(
     clock: Clock = utcnow,
     fetcher: Fetcher | None = None,
     progress: Progress | None = None,
+    wait: float = 0.0,
 ) -> RunSummary:
-    """Fetch every selected document once and record what changed."""
+    """Fetch every selected document once and record what changed.
+
+    Holds the store's lock for the whole run (waiting up to `wait` seconds for
+    another run to finish), so two runs never interleave their writes.
+    """
     sources = select_sources(tracker.config, only)
+    with tracker.store.lock(wait):
+        return _run_locked(tracker, sources, clock, fetcher, progress)
+
+
+def _run_locked(
+    tracker: Tracker,
+    sources: list[Source],
+    clock: Clock,
+    fetcher: Fetcher | None,
+    progress: Progress | None,
+) -> RunSummary:
     store, index = tracker.store, tracker.index
     index.sync(store, [s.id for s in sources])
     started = clock()
@@ -90,8 +107,12 @@ def run(
     fetcher = fetcher or Fetcher(tracker.config.fetch, clock=clock)
 
     def validators_for(source: Source) -> Validators | None:
-        # Only ask "has it changed?" when we hold a copy to fall back on.
-        if store.latest_capture(source.id) is None:
+        # Only ask "has it changed?" about the same URL, when we hold a copy of it made
+        # with the same extraction settings; otherwise we need the body.
+        latest = store.latest_capture(source.id)
+        if latest is None or latest.meta.get("url") != source.url:
+            return None
+        if latest.meta.get("extraction") != extraction_key(source.select, source.remove):
             return None
         return index.validators(source.id)
 
@@ -101,7 +122,12 @@ def run(
             if isinstance(result, FetchError):
                 outcome = _failed(source, result, clock)
             else:
-                outcome = _record(tracker, source, result)
+                try:
+                    outcome = _record(tracker, source, result)
+                except Exception as exc:  # one odd page must never stop the run
+                    log.exception("%s: could not record the fetched page", source.id)
+                    error = FetchError("error", f"could not process the page: {exc!r}"[:500])
+                    outcome = _failed(source, error, clock)
             outcomes[source.id] = outcome
             if progress:
                 progress(outcome)
@@ -158,7 +184,13 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
             error="the page has no readable text (is it rendered by JavaScript?)",
         )
     previous = store.latest_version(source.id)
-    capture, current = store.record(source.id, fetched, text)
+    capture, current = store.record(
+        source.id,
+        fetched,
+        text,
+        extraction=extraction_key(source.select, source.remove),
+        describe={"service": source.service, "title": source.title},
+    )
     change: Change | None = None
     if capture is not None and capture.version is not None and previous is not None:
         change = compute_change(store, previous, capture.version)

@@ -14,25 +14,28 @@ A capture whose `.json` is missing is incomplete and ignored.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
+from .errors import LockedError, StoreError
 from .models import FetchResult, Snapshot, Version
 
 log = logging.getLogger(__name__)
 
 STEM_FORMAT = "%Y%m%dT%H%M%SZ"
 RUNS_DIR = "_runs"
+LOCK_NAME = ".lock"
 
 
 def sha256_hex(data: bytes) -> str:
@@ -184,24 +187,34 @@ class Store:
                 bytes=ver["bytes"],
                 snapshot_sha256=snapshot.sha256,
                 snapshot_path=snapshot.path,
+                extraction=meta.get("extraction"),
             )
         return Capture(document, captured_at, meta, snapshot, version)
 
     # --- writing ---------------------------------------------------------------------
 
     def record(
-        self, document: str, fetched: FetchResult, text: str
+        self,
+        document: str,
+        fetched: FetchResult,
+        text: str,
+        *,
+        extraction: str | None = None,
+        describe: dict[str, str] | None = None,
     ) -> tuple[Capture | None, Version | None]:
-        """Store a fetch unless its raw bytes equal the last snapshot's.
+        """Store a fetch unless its raw bytes (and extraction settings) equal the last ones.
 
         Returns the new capture (or None when nothing was written) and the version that
         is now current for the document (new, or the previous one when the text is the
         same). Write order is raw, text, metadata: the metadata file commits the capture.
+        Identical raw bytes fetched again after the extraction settings changed reuse the
+        stored snapshot file rather than storing it twice.
         """
         previous = self.latest_capture(document)
         raw_sha = sha256_hex(fetched.body)
         current = self.latest_version(document)
-        if previous is not None and previous.snapshot.sha256 == raw_sha:
+        same_raw = previous is not None and previous.snapshot.sha256 == raw_sha
+        if same_raw and previous is not None and previous.meta.get("extraction") == extraction:
             return None, current
         folder = self.document_dir(document)
         moment = fetched.fetched_at.astimezone(UTC).replace(microsecond=0)
@@ -218,14 +231,20 @@ class Store:
             stem = stem_for(moment)
         rel = "/".join((*document.split("/"), stem))
 
-        raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
-        compressed = gzip.compress(fetched.body, compresslevel=9, mtime=0)
-        atomic_write(folder / raw_name, compressed)
+        if same_raw and previous is not None:
+            raw_path = previous.snapshot.path
+            stored_bytes = previous.meta["snapshot"].get("stored_bytes", 0)
+        else:
+            raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
+            compressed = gzip.compress(fetched.body, compresslevel=9, mtime=0)
+            atomic_write(folder / raw_name, compressed)
+            raw_path = "/".join((*document.split("/"), raw_name))
+            stored_bytes = len(compressed)
 
         text_bytes = text.encode("utf-8")
         text_sha = sha256_hex(text_bytes)
         version_meta = None
-        if current is None or current.sha256 != text_sha:
+        if current is None or current.sha256 != text_sha or current.extraction != extraction:
             atomic_write(folder / f"{stem}.md", text_bytes)
             version_meta = {"sha256": text_sha, "path": f"{rel}.md", "bytes": len(text_bytes)}
 
@@ -241,11 +260,13 @@ class Store:
             "last_modified": fetched.validators.last_modified,
             "snapshot": {
                 "sha256": raw_sha,
-                "path": "/".join((*document.split("/"), raw_name)),
+                "path": raw_path,
                 "bytes": len(fetched.body),
-                "stored_bytes": len(compressed),
+                "stored_bytes": stored_bytes,
             },
             "version": version_meta,
+            "extraction": extraction,
+            **(describe or {}),
         }
         atomic_write(folder / f"{stem}.json", _json_bytes(meta))
         capture = self._load_capture(document, folder / f"{stem}.json")
@@ -256,11 +277,20 @@ class Store:
     def write_run(self, record: dict[str, Any]) -> None:
         atomic_write(self.root / RUNS_DIR / f"{record['id']}.json", _json_bytes(record))
 
-    def runs(self) -> Iterator[dict[str, Any]]:
+    def run_ids(self) -> list[str]:
+        """Run ids in the order the runs started (`…Z-2` after `…Z`, `-10` after `-9`)."""
         folder = self.root / RUNS_DIR
         if not folder.is_dir():
-            return
-        for path in sorted(folder.glob("*.json")):
+            return []
+        ids = [p.stem for p in folder.glob("*.json") if not p.name.startswith(".")]
+        return sorted(ids, key=run_order)
+
+    def runs(self, only: set[str] | None = None) -> Iterator[dict[str, Any]]:
+        folder = self.root / RUNS_DIR
+        for run_id in self.run_ids():
+            if only is not None and run_id not in only:
+                continue
+            path = folder / f"{run_id}.json"
             if path.name.startswith("."):
                 continue
             try:
@@ -276,10 +306,47 @@ class Store:
             candidate = f"{base}-{n}"
         return candidate
 
+    @contextlib.contextmanager
+    def lock(self, wait: float = 0.0) -> Iterator[None]:
+        """Hold the store's lock: one run (or reindex) at a time on one store.
+
+        Waits up to `wait` seconds for another holder, then raises `LockedError`.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK_NAME
+        handle = open(path, "a+")  # noqa: SIM115 - held open for the life of the lock
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        handle.seek(0)
+                        holder = handle.read().strip() or "another process"
+                        raise LockedError(
+                            f"{self.root} is in use by {holder}; try again later"
+                            " (or give run --wait SECONDS)"
+                        ) from None
+                    time.sleep(0.1)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+
     def disk_usage(self) -> int:
         if not self.root.exists():
             return 0
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def run_order(run_id: str) -> tuple[str, int]:
+    base, _, counter = run_id.partition("-")
+    return base, int(counter) if counter.isdigit() else 1
 
 
 def _raw_suffix(content_type: str | None) -> str:
