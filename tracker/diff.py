@@ -24,6 +24,15 @@ from collections.abc import Sequence
 from .models import DiffResult
 
 _TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
+_SIMPLE_WORD = re.compile(r"\w+")
+# Characters that might be combining marks: not word, not space, at or above U+0300.
+_MAYBE_MARK = re.compile(r"[^\w\s\u0000-\u02ff]")
+
+
+def _has_marks(text: str) -> bool:
+    return any(unicodedata.category(c)[0] == "M" for c in set(_MAYBE_MARK.findall(text)))
+
+
 HEADING = re.compile(r"^(#{1,6}) +(.+)$", re.MULTILINE)
 DEFAULT_TIMEOUT = 5.0
 TOP_SECTION = "(beginning)"
@@ -39,6 +48,8 @@ def tokenize(text: str) -> list[str]:
     Python's `\\w` leaves out combining marks, which are parts of words in Indic and
     other scripts (the vowel sign in "हिन्दी"); they are joined back to their word.
     """
+    if not _has_marks(text):
+        return _TOKEN.findall(text)
     tokens: list[str] = []
     joining = False  # the last token is a word that a mark or word may continue
     for token in _TOKEN.findall(text):
@@ -62,6 +73,8 @@ def _is_word(token: str) -> bool:
 
 
 def words(text: str) -> list[str]:
+    if not _has_marks(text):
+        return _SIMPLE_WORD.findall(text)
     return [t for t in tokenize(text) if _is_word(t)]
 
 
