@@ -157,3 +157,23 @@ def test_diff_segments_fold_long_unchanged_stretches(ops, kinds) -> None:
     segments = diff_segments(ops)
     assert [s.kind for s in segments] == kinds
     assert "".join(s.text for s in segments) == "".join(t for _, t in ops)
+
+
+def test_a_change_caused_by_new_extraction_settings_is_labelled(
+    httpserver: HTTPServer, tmp_path: Path, clock: Clock
+) -> None:
+    from conftest import write_config
+    from tracker.config import load_config
+    from tracker.pipeline import Tracker
+
+    page = "<div id='cookie'>We use cookies.</div><main><p>Terms.</p></main>"
+    httpserver.expect_request("/p").respond_with_data(page, content_type="text/html")
+    for select in (["#cookie"], ["main"]):
+        write_config(tmp_path, [document_entry("test/p", httpserver.url_for("/p"), select=select)])
+        with Tracker.open(load_config(tmp_path / "tracker.toml")) as tracker:
+            run(tracker, clock=clock)
+            clock.advance(hours=1)
+    with Tracker.open(load_config(tmp_path / "tracker.toml")) as tracker:
+        _, pages = write_report(tracker, tmp_path / "report")
+    text = BeautifulSoup(pages[0].read_text(), "lxml").get_text(" ")
+    assert "settings changed between these versions" in text
