@@ -163,6 +163,7 @@ def test_a_change_caused_by_new_extraction_settings_is_labelled(
     httpserver: HTTPServer, tmp_path: Path, clock: Clock
 ) -> None:
     from conftest import write_config
+
     from tracker.config import load_config
     from tracker.pipeline import Tracker
 
