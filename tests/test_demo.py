@@ -29,6 +29,7 @@ def test_demo_runs_end_to_end_in_a_subprocess(tmp_path: Path) -> None:
     assert "4 answered 304 Not Modified" in out.stdout
     index = workdir / "report" / "index.html"
     assert index.as_uri() in out.stdout
+    assert f"{sys.executable} -m tracker history openai/usage-policies" in out.stdout
     pages = sorted((workdir / "report").rglob("2*.html"))
     assert len(pages) == 4
 

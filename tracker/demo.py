@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -196,5 +197,6 @@ def run_demo(
     echo(f"{site.requests} HTTP requests, {site.not_modified} answered 304 Not Modified.")
     echo(f"Store: {config.store_path} · index: {config.index_path}")
     echo(f"Wrote {len(pages)} change reports. Open {index.as_uri()}")
-    echo(f"Explore: cd {workdir} && tos-tracker history openai/usage-policies")
+    # The interpreter that ran the demo has tos-tracker installed, on PATH or not.
+    echo(f"Explore: cd {workdir} && {sys.executable} -m tracker history openai/usage-policies")
     return index
