@@ -85,7 +85,7 @@ def test_history_plain(two_versions: Path) -> None:
     lines = invoke("history", "acme/policy").output.splitlines()
     assert len(lines) == 2
     assert lines[0].endswith("first version")
-    assert "4 words added, 7 words removed in 'Rules'" in lines[1]
+    assert "1 clause added, 1 removed in 'Rules' (+4/−7 words)" in lines[1]
 
 
 def test_diff_json_contract(two_versions: Path) -> None:

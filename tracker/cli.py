@@ -261,7 +261,7 @@ def reindex(obj: Context) -> None:
     started = time.perf_counter()
     store = Store(config.store_path)
     with store.lock():
-        index = Index(config.index_path)
+        index = Index(config.index_path, config.topics)
         try:
             counts = index.rebuild(store, config.sources)
         finally:

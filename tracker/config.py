@@ -18,6 +18,7 @@ import soupsieve
 
 from .errors import ConfigError
 from .models import Source
+from .topics import Topic, default_topics, merge_topics, parse_topics
 
 CONFIG_NAME = "tracker.toml"
 PROJECT_URL = "https://github.com/tos-tracker/tos-tracker"
@@ -27,7 +28,8 @@ ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
 DOCUMENT_KEYS = {"id", "service", "title", "url", "select", "remove"}
 REQUIRED_DOCUMENT_KEYS = ("id", "service", "title", "url")
-TOP_KEYS = {"store", "fetch", "report", "documents"}
+TOP_KEYS = {"store", "fetch", "report", "documents", "topics", "analysis"}
+ANALYSIS_KEYS = {"default_topics"}
 STORE_KEYS = {"path", "index"}
 FETCH_KEYS = {
     "timeout",
@@ -66,6 +68,7 @@ class Config:
     index_path: Path
     fetch: FetchSettings = field(default_factory=FetchSettings)
     templates: Path | None = None
+    topics: tuple[Topic, ...] = field(default_factory=default_topics)
 
     def source(self, document_id: str) -> Source | None:
         return next((s for s in self.sources if s.id == document_id), None)
@@ -104,6 +107,7 @@ def load_config(path: Path | None = None, *, base: Path | None = None) -> Config
         index_path=config.index_path,
         fetch=config.fetch,
         templates=config.templates,
+        topics=config.topics,
     )
 
 
@@ -128,6 +132,16 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
     if "templates" in report:
         templates = root / _string(report["templates"], f"{name}: [report] key 'templates'")
 
+    analysis = _table(data, "analysis", name)
+    _check_keys(analysis, ANALYSIS_KEYS, f"{name}: [analysis]")
+    use_defaults = analysis.get("default_topics", True)
+    if not isinstance(use_defaults, bool):
+        raise ConfigError(f"{name}: [analysis] key 'default_topics' must be true or false")
+    extra = data.get("topics", [])
+    if not isinstance(extra, list):
+        raise ConfigError(f"{name}: 'topics' must be an array of tables ([[topics]])")
+    topics = merge_topics(default_topics() if use_defaults else (), parse_topics(extra, name))
+
     documents = data.get("documents", [])
     if not isinstance(documents, list):
         raise ConfigError(f"{name}: 'documents' must be an array of tables ([[documents]])")
@@ -148,6 +162,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
         index_path=index_path,
         fetch=fetch,
         templates=templates,
+        topics=topics,
     )
 
 

@@ -103,7 +103,7 @@ def change_for(
         if not earlier:
             return None
         from_version = earlier[-1]
-    return compute_change(tracker.store, from_version, to_version)
+    return compute_change(tracker.store, from_version, to_version, tracker.config.topics)
 
 
 def version_json(version: Version, previous: Version | None = None) -> dict[str, Any]:

@@ -10,24 +10,36 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from .clauses import compare, segment
 from .diff import word_diff
 from .models import Change, Source, Validators, Version
 from .store import Capture, Store, iso
+from .topics import Topic, default_topics, flags_for
 
 log = logging.getLogger(__name__)
 
-TABLES = ("documents", "snapshots", "versions", "changes", "runs", "fetch_errors")
+TABLES = (
+    "documents",
+    "snapshots",
+    "versions",
+    "changes",
+    "clause_changes",
+    "flags",
+    "runs",
+    "fetch_errors",
+)
 
 
 class Index:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, topics: Sequence[Topic] | None = None) -> None:
         self.path = Path(path)
+        self.topics = tuple(default_topics() if topics is None else topics)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(self.path)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -104,8 +116,38 @@ class Index:
                 "sections": str,
                 "summary": str,
                 "extraction_changed": int,
+                "cosmetic": int,
+                "flagged_topics": str,
             },
             pk=("document", "to_captured_at"),
+            if_not_exists=True,
+        )
+        db.table("clause_changes").create(
+            {
+                "document": str,
+                "to_captured_at": str,
+                "position": int,
+                "kind": str,
+                "section": str,
+                "before": str,
+                "after": str,
+                "cosmetic": int,
+            },
+            pk=("document", "to_captured_at", "position"),
+            if_not_exists=True,
+        )
+        db.table("flags").create(
+            {
+                "document": str,
+                "to_captured_at": str,
+                "position": int,
+                "topic": str,
+                "kind": str,
+                "text": str,
+                "matched": str,
+                "section": str,
+            },
+            pk=("document", "to_captured_at", "position"),
             if_not_exists=True,
         )
         db.table("runs").create(
@@ -172,9 +214,7 @@ class Index:
                     version_row(capture.version), pk=("document", "captured_at")
                 )
             if change is not None:
-                self.db.table("changes").upsert(
-                    change_row(change), pk=("document", "to_captured_at")
-                )
+                self._insert_change(change)
             self._refresh_document(capture.document)
 
     def apply_run(self, record: dict[str, Any]) -> None:
@@ -274,18 +314,59 @@ class Index:
         captures = store.captures(document)
         rows_snap = [snapshot_row(c) for c in captures]
         rows_ver = [version_row(c.version) for c in captures if c.version is not None]
-        changes = []
         versions = [c.version for c in captures if c.version is not None]
-        for before, after in itertools.pairwise(versions):
-            changes.append(change_row(compute_change(store, before, after)))
+        changes = [
+            compute_change(store, before, after, self.topics)
+            for before, after in itertools.pairwise(versions)
+        ]
         with self.db.conn:
-            for table in ("snapshots", "versions"):
+            for table in ("snapshots", "versions", "changes", "clause_changes", "flags"):
                 self.db.execute(f"delete from {table} where document = ?", [document])
-            self.db.execute("delete from changes where document = ?", [document])
             self.db.table("snapshots").insert_all(rows_snap, pk=("document", "captured_at"))
             self.db.table("versions").insert_all(rows_ver, pk=("document", "captured_at"))
-            self.db.table("changes").insert_all(changes, pk=("document", "to_captured_at"))
+            for change in changes:
+                self._insert_change(change)
             self._refresh_document(document)
+
+    def _insert_change(self, change: Change) -> None:
+        """The change, its clause changes and its flags (call inside a transaction)."""
+        document, when = change.document, iso(change.after.captured_at)
+        key = {"document": document, "to_captured_at": when}
+        for table in ("clause_changes", "flags"):
+            self.db.execute(
+                f"delete from {table} where document = ? and to_captured_at = ?", [document, when]
+            )
+        self.db.table("changes").upsert(change_row(change), pk=("document", "to_captured_at"))
+        self.db.table("clause_changes").insert_all(
+            [
+                {
+                    **key,
+                    "position": n,
+                    "kind": c.kind,
+                    "section": json.dumps(list(c.section), ensure_ascii=False),
+                    "before": c.before.text if c.before else None,
+                    "after": c.after.text if c.after else None,
+                    "cosmetic": int(c.cosmetic),
+                }
+                for n, c in enumerate(change.clauses)
+            ],
+            pk=("document", "to_captured_at", "position"),
+        )
+        self.db.table("flags").insert_all(
+            [
+                {
+                    **key,
+                    "position": n,
+                    "topic": f.topic,
+                    "kind": f.kind,
+                    "text": f.text,
+                    "matched": json.dumps(list(f.matched), ensure_ascii=False),
+                    "section": json.dumps(list(f.section), ensure_ascii=False),
+                }
+                for n, f in enumerate(change.flags)
+            ],
+            pk=("document", "to_captured_at", "position"),
+        )
 
     def sync(self, store: Store, documents: Iterable[str]) -> list[str]:
         """Bring the index back in line with files written before a crash.
@@ -352,9 +433,15 @@ class Index:
 _STATUSES = ("new", "changed", "unchanged", "failed")
 
 
-def compute_change(store: Store, before: Version, after: Version) -> Change:
-    diff = word_diff(store.read_text(before), store.read_text(after))
-    return Change(document=after.document, before=before, after=after, diff=diff)
+def compute_change(
+    store: Store, before: Version, after: Version, topics: Sequence[Topic] | None = None
+) -> Change:
+    """The word diff, the clause changes and the topic flags between two versions."""
+    old, new = store.read_text(before), store.read_text(after)
+    diff = word_diff(old, new)
+    clauses = tuple(compare(segment(old), segment(new)))
+    flags = tuple(flags_for(clauses, default_topics() if topics is None else topics))
+    return Change(after.document, before, after, diff, clauses, flags)
 
 
 def snapshot_row(capture: Capture) -> dict[str, Any]:
@@ -399,6 +486,8 @@ def change_row(change: Change) -> dict[str, Any]:
         "sections": json.dumps(list(change.diff.sections), ensure_ascii=False),
         "summary": change.summary,
         "extraction_changed": int(change.extraction_changed),
+        "cosmetic": int(change.cosmetic),
+        "flagged_topics": json.dumps(sorted({f.topic for f in change.flags})),
     }
 
 
@@ -406,6 +495,8 @@ def _decode_change(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     row["sections"] = json.loads(row["sections"] or "[]")
     row["extraction_changed"] = bool(row["extraction_changed"])
+    row["cosmetic"] = bool(row["cosmetic"])
+    row["flagged_topics"] = json.loads(row["flagged_topics"] or "[]")
     return row
 
 

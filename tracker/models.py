@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .clauses import ClauseChange
+    from .topics import Flag
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,19 @@ class Change:
     before: Version
     after: Version
     diff: DiffResult
+    clauses: tuple[ClauseChange, ...] = ()
+    flags: tuple[Flag, ...] = ()
+
+    @property
+    def cosmetic(self) -> bool:
+        """Only dates, counters, whitespace or quote style changed (ranked last, never flagged)."""
+        return all(c.cosmetic for c in self.clauses)
+
+    @property
+    def clause_summary(self) -> str:
+        from .clauses import summarize
+
+        return summarize(self.clauses)
 
     @property
     def extraction_changed(self) -> bool:
@@ -116,6 +134,11 @@ class Change:
 
     @property
     def summary(self) -> str:
+        """'2 clauses added, 1 modified in 'Rules' (+80/−15 words)'."""
+        note = " (after the extraction settings changed)" if self.extraction_changed else ""
+        if self.clauses:
+            counts = f"+{self.diff.added_words}/−{self.diff.removed_words} words"
+            return f"{self.clause_summary} ({counts}){note}"
         parts = []
         if self.diff.added_words:
             parts.append(f"{self.diff.added_words} words added")
@@ -128,7 +151,6 @@ class Change:
             shown = ", ".join(f"'{s}'" for s in self.diff.sections[:3])
             more = len(self.diff.sections) - 3
             where = f" in {shown}" + (f" and {more} more sections" if more > 0 else "")
-        note = " (after the extraction settings changed)" if self.extraction_changed else ""
         return ", ".join(parts) + where + note
 
 

@@ -35,7 +35,7 @@ class Tracker:
     @classmethod
     def open(cls, config: Config) -> Tracker:
         store = Store(config.store_path)
-        tracker = cls(config, store, Index(config.index_path))
+        tracker = cls(config, store, Index(config.index_path, config.topics))
         tracker.index.upsert_sources(config.sources, store)
         return tracker
 
@@ -193,7 +193,7 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
     )
     change: Change | None = None
     if capture is not None and capture.version is not None and previous is not None:
-        change = compute_change(store, previous, capture.version)
+        change = compute_change(store, previous, capture.version, tracker.config.topics)
     if capture is not None:
         index.add_capture(capture, change)
     if capture is None or capture.version is None:

@@ -131,7 +131,7 @@ def write_report(
         versions = tracker.store.versions(document)
         entries = []
         for before, after in itertools.pairwise(versions):
-            change = compute_change(tracker.store, before, after)
+            change = compute_change(tracker.store, before, after, tracker.config.topics)
             name = change_page_name(change)
             page = out_dir / name
             html = env.get_template("change.html").render(

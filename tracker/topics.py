@@ -1,0 +1,165 @@
+"""Watched topics: patterns as data, and the flags they raise on clause changes.
+
+A flag says: this clause change (added, removed, modified) touches a topic people
+watch, and which words matched. Losing a ban is flagged as much as gaining one.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+from .clauses import ClauseChange, clean_inline
+from .errors import ConfigError
+
+TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+TOPIC_KEYS = {"id", "label", "patterns"}
+_SEPARATOR = r"[\s\-–—/]+"
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    label: str
+    patterns: tuple[str, ...]
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return _compiled(self.patterns)
+
+    def matches(self, text: str) -> list[str]:
+        """The words in `text` that match, in order, each once (case-insensitive)."""
+        found: dict[str, str] = {}
+        for match in self.regex.finditer(text):
+            found.setdefault(match.group(0).lower(), match.group(0))
+        return list(found.values())
+
+
+@dataclass(frozen=True)
+class Flag:
+    topic: str
+    label: str
+    kind: str
+    text: str
+    matched: tuple[str, ...]
+    section: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "topic": self.topic,
+            "label": self.label,
+            "kind": self.kind,
+            "text": self.text,
+            "matched": list(self.matched),
+            "section": list(self.section),
+        }
+
+
+def flags_for(changes: Sequence[ClauseChange], topics: Sequence[Topic]) -> list[Flag]:
+    """Flags for the real (not cosmetic, not merely moved) clause changes."""
+    flags: list[Flag] = []
+    for change in changes:
+        if change.cosmetic or change.kind == "moved":
+            continue
+        texts = [c.text for c in (change.before, change.after) if c is not None]
+        for topic in topics:
+            matched: list[str] = []
+            for text in texts:
+                for word in topic.matches(clean_inline(text)):
+                    if word.lower() not in (m.lower() for m in matched):
+                        matched.append(word)
+            if matched:
+                flags.append(
+                    Flag(
+                        topic.id,
+                        topic.label,
+                        change.kind,
+                        change.text,
+                        tuple(matched),
+                        change.section,
+                    )
+                )
+    return flags
+
+
+def default_topics() -> tuple[Topic, ...]:
+    text = resources.files("tracker").joinpath("topics.toml").read_text(encoding="utf-8")
+    return parse_topics(tomllib.loads(text).get("topics", []), "(built-in topics)")
+
+
+def parse_topics(entries: Iterable[object], name: str) -> tuple[Topic, ...]:
+    topics: list[Topic] = []
+    for position, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{name}: topics entry #{position} must be a table")
+        label = (
+            f"topic '{entry['id']}'" if isinstance(entry.get("id"), str) else f"topic #{position}"
+        )
+        where = f"{name}: {label}"
+        unknown = sorted(set(entry) - TOPIC_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(TOPIC_KEYS))})"
+            )
+        for key in TOPIC_KEYS:
+            if key not in entry:
+                raise ConfigError(f"{where}: missing required key '{key}'")
+        if not isinstance(entry["id"], str) or not TOPIC_ID.match(entry["id"]):
+            raise ConfigError(
+                f"{where}: key 'id' must be a lowercase slug such as 'law-enforcement'"
+            )
+        if not isinstance(entry["label"], str) or not entry["label"].strip():
+            raise ConfigError(f"{where}: key 'label' must be a non-empty string")
+        patterns = entry["patterns"]
+        if (
+            not isinstance(patterns, list)
+            or not patterns
+            or not all(isinstance(p, str) and p.strip() for p in patterns)
+        ):
+            raise ConfigError(f"{where}: key 'patterns' must be a non-empty list of strings")
+        for pattern in patterns:
+            try:
+                re.compile(pattern_regex(pattern))
+            except re.error as exc:
+                raise ConfigError(
+                    f"{where}: key 'patterns': invalid pattern {pattern!r}: {exc}"
+                ) from None
+        topics.append(Topic(entry["id"], entry["label"].strip(), tuple(patterns)))
+    return tuple(topics)
+
+
+def merge_topics(base: Sequence[Topic], extra: Sequence[Topic]) -> tuple[Topic, ...]:
+    """Topics of `extra` replace those of `base` with the same id and add the others."""
+    by_id = {t.id: t for t in base}
+    for topic in extra:
+        by_id[topic.id] = topic
+    return tuple(by_id.values())
+
+
+def pattern_regex(pattern: str) -> str:
+    """A pattern as a regular expression: phrases get word boundaries and inflections."""
+    if pattern.startswith("re:"):
+        return pattern[3:]
+    parts = []
+    for word in pattern.split():
+        if word.endswith("*"):
+            parts.append(re.escape(word[:-1]) + r"[\w’'-]*")
+        elif word[-1:].lower() == "y" and len(word) > 3:
+            parts.append(re.escape(word[:-1]) + r"(?:y|ies|y[’']s)")
+        else:
+            parts.append(re.escape(word) + r"(?:s|es|[’']s)?")
+    return r"\b" + _SEPARATOR.join(parts) + r"\b"
+
+
+_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    regex = _CACHE.get(patterns)
+    if regex is None:
+        regex = re.compile("|".join(f"(?:{pattern_regex(p)})" for p in patterns), re.IGNORECASE)
+        _CACHE[patterns] = regex
+    return regex
