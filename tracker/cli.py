@@ -230,6 +230,41 @@ def diff(
 
 
 @cli.command()
+@click.argument("document")
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True, help="Print the events as a JSON list.")
+@pass_context
+def blame(obj: Context, document: str, text: str, as_json: bool) -> None:
+    """When a clause containing TEXT appeared, changed and disappeared.
+
+    Matching ignores case, whitespace and emphasis. Each line gives the version's
+    UTC time and the stored raw snapshot that proves it.
+    """
+    from .history import blame as find_events
+
+    with obj.tracker() as tracker:
+        events = find_events(tracker, document, text)
+        root = tracker.store.root
+    if as_json:
+        click.echo(json.dumps(events, indent=2, ensure_ascii=False))
+        return
+    if not events:
+        click.echo(f"{document}: no stored version has a clause containing {text!r}")
+        return
+    for event in events:
+        when, what = event["captured_at"], event["event"]
+        if what == "disappeared":
+            click.echo(f"{when}  disappeared (last present {event['last_present']})")
+        else:
+            if event["first_version"]:
+                what = "present in the first stored version (it may be older)"
+            click.echo(f"{when}  {what}")
+        for clause in event["clauses"]:
+            click.echo(f"    {'was' if what == 'disappeared' else 'now'}: {clause}")
+        click.echo(f"    snapshot: {root / event['snapshot']}")
+
+
+@cli.command()
 @click.option(
     "--out",
     "out_dir",

@@ -131,6 +131,10 @@ def change_json(change: Change, source_url: str | None = None) -> dict[str, Any]
         "summary": change.summary,
         "coarse": change.diff.coarse,
         "extraction_changed": change.extraction_changed,
+        "cosmetic": change.cosmetic,
+        "clause_summary": change.clause_summary,
+        "clauses": [c.to_json() for c in change.clauses],
+        "flags": [f.to_json() for f in change.flags],
         "inserted": change.diff.inserted,
         "deleted": change.diff.deleted,
     }
@@ -143,3 +147,46 @@ def _end(version: Version) -> dict[str, Any]:
         "path": version.path,
         "snapshot": version.snapshot_path,
     }
+
+
+def blame(tracker: Tracker, document: str, needle: str) -> list[dict[str, Any]]:
+    """When a clause containing `needle` appeared, each time it changed, and when it went.
+
+    Matching ignores case, whitespace and markdown emphasis. Each event carries the
+    version's time, hashes and the paths of its text and raw snapshot.
+    """
+    from .clauses import clean_inline, segment
+
+    def norm(text: str) -> str:
+        return " ".join(clean_inline(text).split()).casefold()
+
+    key = norm(needle)
+    if not key:
+        raise VersionNotFoundError("give the text of a clause to look for")
+    events: list[dict[str, Any]] = []
+    previous: tuple[str, ...] = ()
+    previous_version: Version | None = None
+    for version in versions(tracker, document):
+        text = tracker.store.read_text(version)
+        hits = tuple(c.text for c in segment(text) if key in norm(c.text))
+        event = None
+        if hits and not previous:
+            event = "appeared"
+        elif hits and hits != previous:
+            event = "changed"
+        elif not hits and previous:
+            event = "disappeared"
+        if event:
+            events.append(
+                {
+                    "event": event,
+                    **_end(version),
+                    "clauses": list(hits or previous),
+                    "last_present": iso(previous_version.captured_at)
+                    if event == "disappeared" and previous_version
+                    else None,
+                    "first_version": previous_version is None,
+                }
+            )
+        previous, previous_version = hits, version
+    return events

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -18,10 +19,12 @@ import click
 import jinja2
 
 from . import __version__
+from .clauses import clean_inline
 from .index import compute_change
 from .models import Change, Source
 from .pipeline import Tracker
 from .store import atomic_write, iso, stem_for
+from .topics import Topic
 
 CONTEXT_LINES = 3
 
@@ -112,6 +115,59 @@ def _fold(text: str, context: int, *, first: bool, final: bool) -> list[Segment]
 # --- HTML report ---------------------------------------------------------------------------
 
 
+def highlight(text: str, topics: Sequence[Topic]) -> list[tuple[str, str | None]]:
+    """Split `text` into runs, each marked with the topic whose pattern it matches (or None)."""
+    spans: list[tuple[int, int, str]] = []
+    for topic in topics:
+        spans.extend((m.start(), m.end(), topic.id) for m in topic.regex.finditer(text))
+    spans.sort(key=lambda s: (s[0], -s[1]))
+    runs: list[tuple[str, str | None]] = []
+    at = 0
+    for start, end, topic_id in spans:
+        if start < at:
+            continue  # overlaps a longer match already marked
+        if start > at:
+            runs.append((text[at:start], None))
+        runs.append((text[start:end], topic_id))
+        at = end
+    if at < len(text):
+        runs.append((text[at:], None))
+    return runs
+
+
+def flag_views(change: Change, topics: Sequence[Topic]) -> list[dict[str, Any]]:
+    """Flags grouped by clause, as the templates show them: labels, kind, marked runs.
+
+    A modified clause is shown as its word diff, so the deleted words that raised the
+    flag are visible; each run is marked with the topics that match inside it.
+    """
+    by_id = {t.id: t for t in topics}
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for flag in change.flags:
+        group = groups.setdefault(
+            (flag.kind, flag.text),
+            {
+                "kind": flag.kind,
+                "section": flag.section,
+                "text": flag.text,
+                "ops": flag.ops,
+                "labels": [],
+                "topics": [],
+            },
+        )
+        group["labels"].append(flag.label)
+        if flag.topic in by_id:
+            group["topics"].append(by_id[flag.topic])
+    views = []
+    for group in groups.values():
+        if group["kind"] == "modified" and group["ops"]:
+            parts = [(op, highlight(text, group["topics"])) for op, text in group["ops"]]
+        else:
+            parts = [(0, highlight(clean_inline(group["text"]), group["topics"]))]
+        views.append({**group, "parts": parts})
+    return views
+
+
 def change_page_name(change: Change) -> str:
     return "/".join((*change.document.split("/"), stem_for(change.after.captured_at) + ".html"))
 
@@ -129,7 +185,7 @@ def write_report(
     for document in docs:
         source = tracker.config.source(document)
         versions = tracker.store.versions(document)
-        entries = []
+        entries: list[dict[str, Any]] = []
         for before, after in itertools.pairwise(versions):
             change = compute_change(tracker.store, before, after, tracker.config.topics)
             name = change_page_name(change)
@@ -141,6 +197,8 @@ def write_report(
             pages.append(page)
             entries.append({"change": change, "href": name})
         entries.reverse()
+        # Real changes first, newest first; cosmetic ones (dates, counters) ranked last.
+        entries.sort(key=lambda e: e["change"].cosmetic)
         listing.append(
             {
                 "id": document,
@@ -167,8 +225,16 @@ def change_context(
         return _rel(store_root / path, page_dir) if path else None
 
     depth = len(change.document.split("/"))
+    topics = tracker.config.topics
     return {
         "change": change,
+        "flags": flag_views(change, topics),
+        "clauses": [
+            {"change": c, "runs": highlight(clean_inline(c.text), topics)}
+            for c in change.clauses
+            if not c.cosmetic
+        ],
+        "cosmetic_clauses": sum(1 for c in change.clauses if c.cosmetic),
         "source": source,
         "title": source.title if source else change.document,
         "segments": diff_segments(change.diff.ops),
@@ -199,9 +265,12 @@ def terminal_diff(change: Change, *, color: bool, context: int = 1) -> str:
     """A word diff for the terminal: [-deleted-]{+inserted+}, changed lines with context."""
     head = [
         f"{change.document}: {iso(change.before.captured_at)} → {iso(change.after.captured_at)}",
-        f"{change.summary}",
-        "",
+        f"{change.summary}" + (" [cosmetic]" if change.cosmetic and change.clauses else ""),
     ]
+    for flag in change.flags:
+        line = f"Flagged: {flag.label} — {flag.kind}: {_shorten(clean_inline(flag.text))}"
+        head.append(click.style(line, fg="magenta", bold=True) if color else line)
+    head.append("")
     body: list[str] = []
     for segment in diff_segments(change.diff.ops, context=context):
         if segment.kind == "eq":
@@ -215,3 +284,7 @@ def terminal_diff(change: Change, *, color: bool, context: int = 1) -> str:
             marked = "[-" + segment.text + "-]"
             body.append(click.style(marked, fg="red", strikethrough=True) if color else marked)
     return "\n".join(head) + "".join(body).rstrip("\n") + "\n"
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

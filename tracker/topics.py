@@ -46,6 +46,7 @@ class Flag:
     text: str
     matched: tuple[str, ...]
     section: tuple[str, ...] = ()
+    ops: tuple[tuple[int, str], ...] = ()  # the clause's word diff, when it was modified
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -59,18 +60,22 @@ class Flag:
 
 
 def flags_for(changes: Sequence[ClauseChange], topics: Sequence[Topic]) -> list[Flag]:
-    """Flags for the real (not cosmetic, not merely moved) clause changes."""
+    """Flags for the real (not cosmetic, not merely moved) clause changes.
+
+    An added or removed clause is flagged when it mentions a topic anywhere; a
+    modified clause only when a match touches the words that were inserted or
+    deleted (a reworded sentence that merely mentions "biometric data" in an
+    unchanged part is not news about biometrics).
+    """
     flags: list[Flag] = []
     for change in changes:
         if change.cosmetic or change.kind == "moved":
             continue
-        texts = [c.text for c in (change.before, change.after) if c is not None]
         for topic in topics:
             matched: list[str] = []
-            for text in texts:
-                for word in topic.matches(clean_inline(text)):
-                    if word.lower() not in (m.lower() for m in matched):
-                        matched.append(word)
+            for word in _matches_of_change(change, topic):
+                if word.lower() not in (m.lower() for m in matched):
+                    matched.append(word)
             if matched:
                 flags.append(
                     Flag(
@@ -80,9 +85,44 @@ def flags_for(changes: Sequence[ClauseChange], topics: Sequence[Topic]) -> list[
                         change.text,
                         tuple(matched),
                         change.section,
+                        change.ops,
                     )
                 )
     return flags
+
+
+def _matches_of_change(change: ClauseChange, topic: Topic) -> list[str]:
+    if change.kind != "modified":
+        return topic.matches(clean_inline(change.text))
+    old_spans, new_spans = _edited_spans(change.ops)
+    found = []
+    for clause, spans in ((change.before, old_spans), (change.after, new_spans)):
+        if clause is None:
+            continue
+        for match in topic.regex.finditer(clause.text):
+            if any(start < match.end() and match.start() < end for start, end in spans):
+                found.append(match.group(0))
+    return found
+
+
+def _edited_spans(
+    ops: Sequence[tuple[int, str]],
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Character spans deleted from the old clause and inserted into the new one."""
+    old: list[tuple[int, int]] = []
+    new: list[tuple[int, int]] = []
+    i = j = 0
+    for op, text in ops:
+        if op == 0:
+            i += len(text)
+            j += len(text)
+        elif op == -1:
+            old.append((i, i + len(text)))
+            i += len(text)
+        else:
+            new.append((j, j + len(text)))
+            j += len(text)
+    return old, new
 
 
 def default_topics() -> tuple[Topic, ...]:
