@@ -241,3 +241,59 @@ def test_run_exits_3_while_another_run_holds_the_store(two_versions: Path) -> No
         result = invoke("run")
     assert result.exit_code == 3
     assert "is in use by pid" in result.output
+
+
+@pytest.fixture
+def military(httpserver: HTTPServer, workdir: Path, bundled) -> Path:
+    """The OpenAI usage policies before and after January 2024, fetched over HTTP."""
+    for body in bundled["openai/usage-policies"][:2]:
+        httpserver.expect_ordered_request("/up").respond_with_data(body, content_type="text/html")
+    write_config(
+        workdir,
+        [
+            document_entry(
+                "openai/usage-policies", httpserver.url_for("/up"), select=["main", "#content"]
+            )
+        ],
+    )
+    assert invoke("run").exit_code == 0
+    assert invoke("run").exit_code == 0
+    return workdir
+
+
+def test_diff_json_has_cosmetic_clauses_and_flags(military: Path) -> None:
+    payload = json.loads(invoke("diff", "openai/usage-policies", "--json").output)
+    assert payload["cosmetic"] is False
+    assert {"kind", "section", "before", "after"} <= set(payload["clauses"][0])
+    flag = next(f for f in payload["flags"] if f["text"] == "Military and warfare")
+    assert (flag["topic"], flag["kind"], flag["matched"]) == (
+        "military",
+        "removed",
+        ["Military", "warfare"],
+    )
+    assert {f["topic"] for f in payload["flags"]} >= {
+        "military",
+        "law-enforcement",
+        "facial-recognition",
+    }
+
+
+def test_terminal_diff_shows_flags_first(military: Path) -> None:
+    lines = invoke("diff", "openai/usage-policies", "--no-color").output.splitlines()
+    flagged = [i for i, line in enumerate(lines) if line.startswith("Flagged: ")]
+    assert "Flagged: military and weapons — removed: Military and warfare" in lines
+    assert flagged and flagged[0] == 2  # right after the title and summary lines
+
+
+def test_blame_says_when_military_and_warfare_was_last_present(military: Path) -> None:
+    events = json.loads(
+        invoke("blame", "openai/usage-policies", "Military and warfare", "--json").output
+    )
+    assert [e["event"] for e in events] == ["appeared", "disappeared"]
+    assert events[0]["first_version"] is True
+    assert events[1]["last_present"] == events[0]["captured_at"]
+    assert events[1]["clauses"] == ["Military and warfare"]
+    text = invoke("blame", "openai/usage-policies", "military AND warfare").output
+    assert f"disappeared (last present {events[0]['captured_at']})" in text
+    assert "present in the first stored version (it may be older)" in text
+    assert "no stored version" in invoke("blame", "openai/usage-policies", "no such clause").output

@@ -178,3 +178,44 @@ def test_a_change_caused_by_new_extraction_settings_is_labelled(
         _, pages = write_report(tracker, tmp_path / "report")
     text = BeautifulSoup(pages[0].read_text(), "lxml").get_text(" ")
     assert "settings changed between these versions" in text
+
+
+def test_flags_lead_the_change_report_with_marked_words(
+    httpserver: HTTPServer, make_tracker, clock: Clock, bundled, tmp_path: Path
+) -> None:
+    tracker = track(httpserver, make_tracker, clock, AZURE, bundled["azure-openai/code-of-conduct"])
+    soup = report_soup(tracker, tmp_path / "report")
+    section = soup.find("section", class_="flags")
+    assert section is not None
+    first_heading_after_title = soup.find_all("h2")[0]
+    assert first_heading_after_title.get_text() == "Flagged clauses"
+    items = [li.get_text(" ", strip=True) for li in section.find_all("li")]
+    assert any(
+        i.startswith("Flagged: law enforcement, facial recognition") and "police department" in i
+        for i in items
+    )
+    marks = {(m["data-topic"], m.get_text()) for m in section.find_all("mark")}
+    assert ("law-enforcement", "police") in marks
+    assert ("facial-recognition", "facial recognition") in marks
+    # The modified clause shows the deleted words that raised its flag.
+    deleted = [d.get_text() for d in section.find_all("del")]
+    assert any("use by state or local police" in d for d in deleted)
+
+
+def test_flags_are_stored_in_the_index(
+    httpserver: HTTPServer, make_tracker, clock: Clock, bundled
+) -> None:
+    tracker = track(httpserver, make_tracker, clock, AZURE, bundled["azure-openai/code-of-conduct"])
+    rows = list(tracker.index.db.query("select topic, kind from flags order by position"))
+    assert rows == [
+        {"topic": "law-enforcement", "kind": "modified"},
+        {"topic": "law-enforcement", "kind": "added"},
+        {"topic": "facial-recognition", "kind": "added"},
+        {"topic": "law-enforcement", "kind": "added"},
+        {"topic": "facial-recognition", "kind": "added"},
+    ]
+    change = tracker.index.changes("azure-openai/code-of-conduct")[0]
+    assert change["flagged_topics"] == ["facial-recognition", "law-enforcement"]
+    assert change["cosmetic"] is False
+    kinds = [r["kind"] for r in tracker.index.db.query("select kind from clause_changes")]
+    assert kinds.count("added") == 2 and "modified" in kinds

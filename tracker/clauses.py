@@ -34,6 +34,7 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"“(\[]?[A-Z0-9])")
 _EMPHASIS = re.compile(r"(\*\*|__|(?<!\w)[*_]|[*_](?!\w))")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,11 @@ _NOISE = [
     r"\s+ago\b",
     r"\b(?:yesterday|today|just now|last (?:week|month|year))\b",
     r"\b\d+\s+(?:contributors?|views?|comments?|min(?:ute)?s?\s+read|reads?)\b",
+    # Screen-reader labels that some extractions leave in link text.
+    r"\(opens in a new (?:window|tab)\)",
 ]
+_ENUMERATOR = re.compile(r"^\(?(?:[0-9]{1,3}|[a-z]|[ivxlcdm]{1,6})[.)]\s+", re.IGNORECASE)
+_DASHES = re.compile(r"\s*-\s*")
 _NOISE_RE = re.compile("|".join(f"(?:{p})" for p in _NOISE), re.IGNORECASE)
 _QUOTES = str.maketrans(
     {"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'", "‚": "'",
@@ -211,10 +216,17 @@ _QUOTES = str.maketrans(
 
 
 def cosmetic_key(text: str) -> str:
-    """The text with everything a cosmetic change may touch taken out."""
+    """The text with everything a cosmetic change may touch taken out.
+
+    Dates, relative times and counters go; quotes and dashes take one style (a spaced
+    en dash and a closed em dash read the same); a list enumerator ("c.") goes, as
+    inserting an item renumbers the ones after it.
+    """
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    text = _INVISIBLE.sub("", text)
     text = _NOISE_RE.sub(" ", text)
-    return " ".join(text.split())
+    text = _DASHES.sub("-", " ".join(text.split()))
+    return _ENUMERATOR.sub("", text)
 
 
 # --- matching ------------------------------------------------------------------------------

@@ -188,9 +188,9 @@ def pattern_regex(pattern: str) -> str:
         if word.endswith("*"):
             parts.append(re.escape(word[:-1]) + r"[\w’'-]*")
         elif word[-1:].lower() == "y" and len(word) > 3:
-            parts.append(re.escape(word[:-1]) + r"(?:y|ies|y[’']s)")
+            parts.append(re.escape(word[:-1]) + r"(?:y[’']s|ies|y)")  # longest first
         else:
-            parts.append(re.escape(word) + r"(?:s|es|[’']s)?")
+            parts.append(re.escape(word) + r"(?:[’']s|es|s)?")
     return r"\b" + _SEPARATOR.join(parts) + r"\b"
 
 

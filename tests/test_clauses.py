@@ -1,0 +1,133 @@
+"""Clauses: segmentation along the document's structure, identity, cosmetic changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracker.clauses import compare, cosmetic_key, segment, summarize
+
+DOC = """# Usage policies
+
+Updated: 5 days ago
+
+## Disallowed usage
+
+We don't allow:
+
+- Weapons development
+- Military and warfare
+  including for defence ministries
+1. First numbered
+
+| Use | Allowed |
+| --- | --- |
+| Police | No |
+
+Setext heading
+--------------
+
+A short paragraph.
+"""
+
+
+def test_segments_follow_headings_items_rows_and_paragraphs() -> None:
+    clauses = segment(DOC)
+    assert [(c.kind, c.text) for c in clauses] == [
+        ("heading", "Usage policies"),
+        ("paragraph", "Updated: 5 days ago"),
+        ("heading", "Disallowed usage"),
+        ("paragraph", "We don't allow:"),
+        ("item", "Weapons development"),
+        ("item", "Military and warfare including for defence ministries"),
+        ("item", "First numbered"),
+        ("row", "Use | Allowed"),
+        ("row", "Police | No"),
+        ("heading", "Setext heading"),
+        ("paragraph", "A short paragraph."),
+    ]
+    assert clauses[4].section == ("Usage policies", "Disallowed usage")
+    assert clauses[-1].section == ("Usage policies", "Setext heading")
+
+
+def test_long_paragraphs_split_into_sentences() -> None:
+    sentence = "We may use your content to train our models unless you opt out of it. "
+    clauses = segment(sentence * 6)
+    assert [c.kind for c in clauses] == ["sentence"] * 6
+
+
+def kinds(old: str, new: str) -> list[tuple[str, str, bool]]:
+    return [(c.kind, c.text, c.cosmetic) for c in compare(segment(old), segment(new))]
+
+
+def test_added_removed_modified_and_moved() -> None:
+    old = (
+        "## A\n\n- one rule here\n- two rule here\n- three rule here\n\n## B\n\n"
+        "- banned use of police data\n"
+    )
+    new = (
+        "## A\n\n- three rule here\n- one rule here\n- two rules here now\n\n## B\n\n"
+        "- a brand new clause\n"
+    )
+    assert kinds(old, new) == [
+        ("moved", "three rule here", False),
+        ("modified", "two rules here now", False),
+        ("removed", "banned use of police data", False),  # where it was, before what replaced it
+        ("added", "a brand new clause", False),
+    ]
+
+
+def test_a_clause_moved_to_another_section_is_moved() -> None:
+    old = "## A\n\n- keep this clause\n\n## B\n\n- other\n"
+    new = "## A\n\n## B\n\n- other\n- keep this clause\n"
+    (change,) = compare(segment(old), segment(new))
+    assert change.kind == "moved" and change.before.section == ("A",) and change.section == ("B",)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("Updated: 5 days ago", "Updated: 6 days ago"),
+        ("Updated: 2 hours ago", "Updated: yesterday"),
+        ("Last updated: October 24, 2025", "Last updated: November 19, 2025"),
+        ("Effective: October 29, 2025", "Effective: 29 October 2025"),
+        ("Article • 04/15/2024 • 3 contributors", "Article • 05/02/2024 • 4 contributors"),
+        ('Don\'t do "this" – ever', "Don’t do “this”—ever"),
+        ("c. Facilitating spyware", "Facilitating spyware"),
+        ("See [this article⁠(opens in a new window)](https://x)", "See [this article](https://y)"),
+    ],
+)
+def test_cosmetic_changes(old: str, new: str) -> None:
+    assert cosmetic_key(
+        old.replace("[", "").replace("](https://x)", "").replace("](https://y)", "")
+    ) == (
+        cosmetic_key(new.replace("[", "").replace("](https://x)", "").replace("](https://y)", ""))
+    )
+    changes = compare(segment(f"# T\n\n{old}\n"), segment(f"# T\n\n{new}\n"))
+    assert all(c.cosmetic for c in changes)  # no change at all counts too (a list marker)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("You may not use it for weapons.", "You may use it for weapons."),
+        (
+            "Effective: October 29, 2025. No military use.",
+            "Effective: October 29, 2025. Military use.",
+        ),
+        ("Users must be 13 or older.", "Users must be 18 or older."),
+    ],
+)
+def test_real_changes_are_not_cosmetic(old: str, new: str) -> None:
+    changes = compare(segment(old), segment(new))
+    assert changes and not any(c.cosmetic for c in changes)
+
+
+def test_summary_line() -> None:
+    old = "## Disallowed usage\n\n- a\n- b clause text\n"
+    new = "## Disallowed usage\n\n- a\n- new one\n- another new\n- third new\n"
+    assert summarize(compare(segment(old), segment(new))) == (
+        "3 clauses added, 1 removed in 'Disallowed usage'"
+    )
+    assert summarize(compare(segment("Updated: 1 day ago"), segment("Updated: 2 days ago"))) == (
+        "cosmetic only (dates, counters, whitespace or quote style)"
+    )

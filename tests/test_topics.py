@@ -1,0 +1,158 @@
+"""Watched topics: patterns as data, inflections, flags on clause changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracker.clauses import compare, segment
+from tracker.config import parse_config
+from tracker.errors import ConfigError
+from tracker.topics import Topic, default_topics, flags_for
+
+TOPICS = {t.id: t for t in default_topics()}
+
+
+def test_default_topic_ids() -> None:
+    assert set(TOPICS) == {
+        "law-enforcement",
+        "facial-recognition",
+        "military",
+        "surveillance",
+        "elections",
+        "children",
+        "training-data",
+    }
+
+
+@pytest.mark.parametrize(
+    ("topic", "text", "matched"),
+    [
+        ("law-enforcement", "used by Police departments", ["Police"]),
+        ("law-enforcement", "predictive policing tools", ["predictive policing"]),
+        ("law-enforcement", "law-enforcement agencies", ["law-enforcement"]),
+        ("facial-recognition", "a face search engine", ["face search"]),
+        ("facial-recognition", "storing biometric templates", ["biometric"]),
+        (
+            "facial-recognition",
+            "identify people based on their faces",
+            ["identify people based on their faces"],
+        ),
+        ("military", "Weapons development", ["Weapons"]),
+        ("military", "the military’s use", ["military’s"]),
+        ("surveillance", "surveilling journalists", ["surveilling"]),
+        ("elections", "interfering with elections", ["elections"]),
+        ("children", "content that harms a minor", ["a minor"]),
+        (
+            "training-data",
+            "we use your content to train our models",
+            ["use your content", "train our models"],
+        ),
+        ("training-data", "you can opt out of training", ["opt out"]),
+    ],
+)
+def test_patterns_match_inflected_forms(topic: str, text: str, matched: list[str]) -> None:
+    assert TOPICS[topic].matches(text) == matched
+
+
+@pytest.mark.parametrize(
+    ("topic", "text"),
+    [
+        ("law-enforcement", "our privacy policy applies"),  # "polic…" is not police
+        ("children", "minor changes to these terms"),
+        ("elections", "race, political opinions, religious beliefs"),
+        ("training-data", "you may opt out of arbitration within 30 days"),
+        ("military", "we use arms-length pricing"),
+    ],
+)
+def test_patterns_do_not_match_look_alikes(topic: str, text: str) -> None:
+    assert TOPICS[topic].matches(text) == []
+
+
+def test_added_and_removed_bans_are_both_flagged() -> None:
+    old = "- Military and warfare\n"
+    new = "- Gambling\n"
+    flags = flags_for(compare(segment(old), segment(new)), default_topics())
+    assert [(f.topic, f.kind, f.matched) for f in flags] == [
+        ("military", "removed", ("Military", "warfare"))
+    ]
+
+
+def test_a_modified_clause_is_flagged_only_where_the_edit_touches_a_topic() -> None:
+    old = "- no use of biometric data for surveillance, including use by police in the US\n"
+    new = "- no use of biometric data for surveillance\n"
+    flags = flags_for(compare(segment(old), segment(new)), default_topics())
+    assert [(f.topic, f.kind, f.matched) for f in flags] == [
+        ("law-enforcement", "modified", ("police",))
+    ]
+
+
+def test_cosmetic_and_moved_clauses_raise_no_flags() -> None:
+    old = "- Weapons policy updated 3 days ago\n- other\n"
+    new = "- other\n- Weapons policy updated 4 days ago\n"
+    assert flags_for(compare(segment(old), segment(new)), default_topics()) == []
+
+
+def test_a_user_adds_a_topic_in_tracker_toml_without_code() -> None:
+    text = """
+[[topics]]
+id = "healthcare"
+label = "health care"
+patterns = ["medical advice", "diagnos*", "re:\\\\bclinic(?:al|s)?\\\\b"]
+
+[[topics]]
+id = "military"
+label = "armed conflict"
+patterns = ["tanks"]
+"""
+    config = parse_config(text, name="tracker.toml", root=Path("/tmp"))
+    topics = {t.id: t for t in config.topics}
+    assert topics["healthcare"].matches("no Diagnosis by clinical tools") == [
+        "Diagnosis",
+        "clinical",
+    ]
+    assert topics["military"].label == "armed conflict"  # replaced, not merged
+    assert len(topics) == 8
+    flags = flags_for(
+        compare(segment("- a\n"), segment("- a\n- gives medical advice\n")), config.topics
+    )
+    assert [(f.topic, f.kind) for f in flags] == [("healthcare", "added")]
+
+
+def test_default_topics_can_be_turned_off() -> None:
+    text = (
+        '[analysis]\ndefault_topics = false\n[[topics]]\nid = "x"\nlabel = "X"\npatterns = ["x"]\n'
+    )
+    assert [t.id for t in parse_config(text, name="t.toml", root=Path("/tmp")).topics] == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            'id = "Bad Id"\nlabel = "l"\npatterns = ["p"]',
+            "topic 'Bad Id': key 'id' must be a lowercase slug",
+        ),
+        (
+            'id = "t"\nlabel = "l"\npatterns = []',
+            "topic 't': key 'patterns' must be a non-empty list",
+        ),
+        (
+            'id = "t"\nlabel = "l"\npatterns = ["re:(unclosed"]',
+            "topic 't': key 'patterns': invalid pattern",
+        ),
+        (
+            'id = "t"\nlabel = "l"\npatterns = ["p"]\nkeywords = 1',
+            "topic 't': unknown key 'keywords'",
+        ),
+    ],
+)
+def test_topic_config_errors(entry: str, message: str) -> None:
+    with pytest.raises(ConfigError, match="tracker.toml: " + message.replace("(", r"\(")):
+        parse_config("[[topics]]\n" + entry + "\n", name="tracker.toml", root=Path("/tmp"))
+
+
+def test_topic_is_plain_data() -> None:
+    topic = Topic("x", "X", ("face search*",))
+    assert topic.matches("Face-searching apps") == ["Face-searching"]
