@@ -48,7 +48,7 @@ def test_run_prints_a_line_per_document_and_a_count(httpserver: HTTPServer, work
             document_entry("acme/missing", httpserver.url_for("/x")),
         ],
     )
-    result = invoke("run")
+    result = invoke("run", "--no-quiet")
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0].startswith("new       acme/policy")
@@ -297,3 +297,22 @@ def test_blame_says_when_military_and_warfare_was_last_present(military: Path) -
     assert f"disappeared (last present {events[0]['captured_at']})" in text
     assert "present in the first stored version (it may be older)" in text
     assert "no stored version" in invoke("blame", "openai/usage-policies", "no such clause").output
+
+
+def test_run_is_quiet_under_cron_except_for_failures(httpserver: HTTPServer, workdir: Path) -> None:
+    """stdout is not a terminal here, as under cron: success prints nothing."""
+    httpserver.expect_request("/p").respond_with_data(V1, content_type="text/html")
+    httpserver.expect_request("/x").respond_with_data("no", status=404)
+    write_config(workdir, [document_entry("acme/policy", httpserver.url_for("/p"))])
+    ok = CliRunner().invoke(cli, ["run"])
+    assert (ok.exit_code, ok.output) == (0, "")
+    write_config(
+        workdir,
+        [
+            document_entry("acme/policy", httpserver.url_for("/p")),
+            document_entry("acme/missing", httpserver.url_for("/x")),
+        ],
+    )
+    failing = CliRunner().invoke(cli, ["run"])
+    assert failing.exit_code == 1
+    assert failing.output.strip().startswith("failed    acme/missing  http: HTTP 404")

@@ -85,7 +85,12 @@ def init(force: bool) -> None:
 @cli.command()
 @click.option("--only", "only", multiple=True, metavar="DOC", help="Fetch only this document.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something failed.")
+@click.option(
+    "--quiet/--no-quiet",
+    "-q/-Q",
+    default=None,
+    help="Print only failures (default when stdout is not a terminal, as under cron).",
+)
 @click.option(
     "--wait",
     type=click.FloatRange(min=0),
@@ -95,21 +100,22 @@ def init(force: bool) -> None:
     help="If another run holds the store, wait this long for it before giving up (exit 3).",
 )
 @pass_context
-def run(obj: Context, only: tuple[str, ...], as_json: bool, quiet: bool, wait: float) -> None:
+def run(
+    obj: Context, only: tuple[str, ...], as_json: bool, quiet: bool | None, wait: float
+) -> None:
     """Fetch every configured document once and record what changed.
 
-    Prints one line per document (new, changed, unchanged or failed) and a count.
-    Exits 1 when any document failed (the others are recorded all the same), and 3
-    when another run is using the same store.
+    Prints one line per document (new, changed, unchanged or failed) and a count;
+    under cron (stdout not a terminal) only failures, unless --no-quiet. Exits 1
+    when any document failed (the others are recorded all the same), and 3 when
+    another run is using the same store.
     """
     from .pipeline import run as run_pipeline
-    from .pipeline import run_record
+    from .pipeline import run_record, select_sources
 
-    def show(outcome: DocumentOutcome) -> None:
-        if as_json or (quiet and outcome.status != "failed"):
-            return
-        click.echo(outcome_line(outcome), err=outcome.status == "failed" and quiet)
-
+    terminal = sys.stdout.isatty()
+    quiet = (not terminal) if quiet is None else quiet
+    lines: list[DocumentOutcome] = []
     started = time.perf_counter()
     if obj.config.path is None and not quiet and not as_json:
         click.echo(
@@ -117,19 +123,157 @@ def run(obj: Context, only: tuple[str, ...], as_json: bool, quiet: bool, wait: f
             " (`tos-tracker init` writes it out to edit).",
             err=True,
         )
-    with obj.tracker() as tracker:
-        summary = run_pipeline(tracker, only=only or None, progress=show, wait=wait)
+    total = len(select_sources(obj.config, only or None))
+    bar = None
+    if terminal and not quiet and not as_json:
+        bar = click.progressbar(length=total, label="Checking", file=sys.stderr)
+        bar.__enter__()
+
+    def show(outcome: DocumentOutcome) -> None:
+        if bar is not None:
+            bar.update(1)
+            lines.append(outcome)
+        elif as_json:
+            return
+        elif quiet:
+            if outcome.status == "failed":
+                click.echo(outcome_line(outcome), err=True)
+        else:
+            click.echo(outcome_line(outcome))
+
+    try:
+        with obj.tracker() as tracker:
+            summary = run_pipeline(tracker, only=only or None, progress=show, wait=wait)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for outcome in lines:
+        click.echo(outcome_line(outcome))
     if as_json:
         click.echo(json.dumps(run_record(summary), indent=2))
     elif not quiet:
         counts = ", ".join(
             f"{summary.count(s)} {s}" for s in ("new", "changed", "unchanged", "failed")
         )
-        click.echo(
-            f"{len(summary.outcomes)} documents: {counts} ({time.perf_counter() - started:.1f} s)"
-        )
+        elapsed = time.perf_counter() - started
+        click.echo(f"{len(summary.outcomes)} documents: {counts} ({elapsed:.1f} s)")
     if summary.failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print runs and documents as JSON.")
+@click.option(
+    "--max-failing",
+    metavar="DURATION",
+    help="Alert when a document has failed for longer than this (default: [status] max_failing).",
+)
+@click.option("--runs", "run_count", default=5, show_default=True, help="How many runs to show.")
+@pass_context
+def status(obj: Context, as_json: bool, max_failing: str | None, run_count: int) -> None:
+    """Show the last runs and every failing document since when, like a monitoring page.
+
+    Exits 1 when a document has been failing for longer than max_failing (24h by
+    default), so cron or a monitor can alert; 0 otherwise.
+    """
+    from datetime import UTC, datetime
+
+    from .status import health, parse_duration
+
+    limit = parse_duration(max_failing, "--max-failing") if max_failing else obj.config.max_failing
+    now = datetime.now(UTC)
+    with obj.tracker() as tracker:
+        runs = tracker.index.recent_runs(run_count)
+        documents = health(tracker, now, limit)
+    alerting = [d for d in documents if d.alert]
+    if as_json:
+        payload = {
+            "checked_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "max_failing_seconds": int(limit.total_seconds()),
+            "alert": bool(alerting),
+            "runs": runs,
+            "documents": [d.to_json() for d in documents],
+        }
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo("Last runs:" if runs else "No runs recorded yet.")
+        for r in runs:
+            click.echo(
+                f"  {r['started_at']}  {r['documents']} documents: {r['new']} new,"
+                f" {r['changed']} changed, {r['unchanged']} unchanged, {r['failed']} failed"
+            )
+        click.echo("Documents:")
+        for d in documents:
+            if d.failing_since:
+                state = click.style("FAILING", fg="red") if d.alert else "failing"
+                kind = (d.last_error or {}).get("kind")
+                message = (d.last_error or {}).get("message")
+                detail = f"{state} since {d.failing_since} ({kind}: {message})"
+            elif d.last_ok:
+                detail = f"ok, last checked {d.last_checked}"
+            else:
+                detail = "never checked"
+            click.echo(f"  {d.id:<36} {detail}")
+        if alerting:
+            click.echo(
+                f"{len(alerting)} document(s) failing for longer than {limit}: "
+                + ", ".join(d.id for d in alerting),
+                err=True,
+            )
+    if alerting:
+        sys.exit(1)
+
+
+@cli.command()
+@pass_context
+def schedule(obj: Context) -> None:
+    """Run the checks on a schedule until stopped (SIGTERM or Ctrl-C).
+
+    Cron expressions come from [schedule] in tracker.toml (default: a run every 6
+    hours). Missed runs are coalesced, a job never overlaps itself, and a stop
+    request ends the current run after its current document.
+    """
+    import threading
+
+    from .pipeline import run as run_pipeline
+    from .report import write_report
+    from .schedule import serve
+
+    config = obj.config
+    logging.getLogger("tracker").setLevel(logging.INFO)
+    log = logging.getLogger("tracker.schedule")
+
+    def run_job(stop: threading.Event) -> None:
+        try:
+            with Tracker.open(config) as tracker:
+                summary = run_pipeline(tracker, stop=stop, wait=60)
+        except TrackerError as exc:
+            log.error("run skipped: %s", exc)
+            return
+        counts = ", ".join(
+            f"{summary.count(s)} {s}" for s in ("new", "changed", "unchanged", "failed")
+        )
+        log.info("run %s: %d documents: %s", summary.id, len(summary.outcomes), counts)
+
+    def report_job(stop: threading.Event) -> None:
+        base = config.path.parent if config.path else Path.cwd()
+        with Tracker.open(config) as tracker:
+            index, pages = write_report(tracker, base / config.schedule.report_out)
+        log.info("report: %d change pages in %s", len(pages), index.parent)
+
+    jobs: dict[str, tuple[str, Any]] = {}
+    if config.schedule.run.strip():
+        jobs["run"] = (config.schedule.run, run_job)
+    if config.schedule.report.strip():
+        jobs["report"] = (config.schedule.report, report_job)
+    if not jobs:
+        raise click.UsageError("nothing to schedule: [schedule] has no 'run' or 'report'")
+
+    def ready(scheduler: Any) -> None:
+        for job in scheduler.get_jobs():
+            log.info("scheduled %s: %s", job.name, job.trigger)
+
+    serve(jobs, config.schedule.timezone, on_ready=ready)
 
 
 def outcome_line(outcome: DocumentOutcome) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import soupsieve
 
 from .errors import ConfigError
 from .models import Source
+from .schedule import ScheduleSettings, parse_cron
+from .status import parse_duration
 from .topics import Topic, default_topics, merge_topics, parse_topics
 
 CONFIG_NAME = "tracker.toml"
@@ -28,7 +31,9 @@ ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
 DOCUMENT_KEYS = {"id", "service", "title", "url", "select", "remove"}
 REQUIRED_DOCUMENT_KEYS = ("id", "service", "title", "url")
-TOP_KEYS = {"store", "fetch", "report", "documents", "topics", "analysis"}
+TOP_KEYS = {"store", "fetch", "report", "documents", "topics", "analysis", "schedule", "status"}
+SCHEDULE_KEYS = {"run", "report", "report_out", "timezone"}
+STATUS_KEYS = {"max_failing"}
 ANALYSIS_KEYS = {"default_topics"}
 STORE_KEYS = {"path", "index"}
 FETCH_KEYS = {
@@ -69,6 +74,8 @@ class Config:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     templates: Path | None = None
     topics: tuple[Topic, ...] = field(default_factory=default_topics)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    max_failing: timedelta = timedelta(hours=24)
 
     def source(self, document_id: str) -> Source | None:
         return next((s for s in self.sources if s.id == document_id), None)
@@ -108,6 +115,8 @@ def load_config(path: Path | None = None, *, base: Path | None = None) -> Config
         fetch=config.fetch,
         templates=config.templates,
         topics=config.topics,
+        schedule=config.schedule,
+        max_failing=config.max_failing,
     )
 
 
@@ -142,6 +151,13 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
         raise ConfigError(f"{name}: 'topics' must be an array of tables ([[topics]])")
     topics = merge_topics(default_topics() if use_defaults else (), parse_topics(extra, name))
 
+    schedule = _parse_schedule(_table(data, "schedule", name), name)
+    status = _table(data, "status", name)
+    _check_keys(status, STATUS_KEYS, f"{name}: [status]")
+    max_failing = parse_duration(
+        status.get("max_failing", "24h"), f"{name}: [status] key 'max_failing'"
+    )
+
     documents = data.get("documents", [])
     if not isinstance(documents, list):
         raise ConfigError(f"{name}: 'documents' must be an array of tables ([[documents]])")
@@ -163,7 +179,22 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
         fetch=fetch,
         templates=templates,
         topics=topics,
+        schedule=schedule,
+        max_failing=max_failing,
     )
+
+
+def _parse_schedule(table: dict[str, Any], name: str) -> ScheduleSettings:
+    _check_keys(table, SCHEDULE_KEYS, f"{name}: [schedule]")
+    if not table:
+        return ScheduleSettings()
+    values = {k: _string(v, f"{name}: [schedule] key '{k}'") for k, v in table.items()}
+    settings = ScheduleSettings(**{**ScheduleSettings().__dict__, **values})
+    for key in ("run", "report"):
+        expression = getattr(settings, key)
+        if expression.strip():
+            parse_cron(expression, settings.timezone, where=f"{name}: [schedule] key '{key}'")
+    return settings
 
 
 def _parse_fetch(table: dict[str, Any], name: str) -> FetchSettings:

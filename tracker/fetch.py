@@ -56,6 +56,7 @@ class Fetcher:
         self.clock = clock
         self._host_limits: dict[str, threading.Semaphore] = {}
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
@@ -80,7 +81,9 @@ class Fetcher:
     ) -> Iterator[tuple[Source, FetchResult | FetchError]]:
         """Fetch concurrently; yield each source with its result as soon as it is done."""
         sources = list(sources)
-        with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
+        self._cancelled.clear()
+        pool = ThreadPoolExecutor(max_workers=self.settings.workers)
+        try:
             futures: dict[Future[FetchResult], Source] = {
                 pool.submit(self._fetch_limited, s, validators(s)): s for s in sources
             }
@@ -93,12 +96,20 @@ class Fetcher:
                 except Exception as exc:  # a bug or an odd library error: one document only
                     log.exception("%s: unexpected error while fetching", source.id)
                     yield source, FetchError("error", f"{type(exc).__name__}: {exc}")
+        finally:
+            # When the caller stops early (a stop was requested), fetches not yet
+            # started, or still waiting for their host, are cancelled; those under
+            # way finish and are discarded.
+            self._cancelled.set()
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _fetch_limited(self, source: Source, validators: Validators | None) -> FetchResult:
         host = (urlsplit(source.url).hostname or "").lower()
         with self._lock:
             limit = self._host_limits.setdefault(host, threading.Semaphore(self.settings.per_host))
         with limit:
+            if self._cancelled.is_set():
+                raise FetchError("cancelled", "the run was stopped before this fetch began")
             return self.fetch(source, validators)
 
     def fetch(self, source: Source, validators: Validators | None = None) -> FetchResult:

@@ -65,6 +65,8 @@ class Index:
                 "last_changed": str,
                 "last_checked": str,
                 "last_status": str,
+                "last_ok": str,
+                "failing_since": str,
                 "last_error_kind": str,
                 "last_error": str,
                 "etag": str,
@@ -247,7 +249,11 @@ class Index:
             if outcome["status"] != "failed":
                 update["etag"] = outcome.get("etag")
                 update["last_modified"] = outcome.get("last_modified")
+                update["last_ok"] = outcome["checked_at"]
+                update["failing_since"] = None
             else:
+                current = self.db.table("documents").get(doc)
+                update["failing_since"] = current.get("failing_since") or outcome["checked_at"]
                 self.db.table("fetch_errors").upsert(
                     {
                         "run_id": record["id"],
@@ -419,6 +425,11 @@ class Index:
             params.append(document)
         sql += " order by to_captured_at desc, document"
         return [_decode_change(r) for r in self.db.query(sql, params)]
+
+    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        return list(
+            self.db.query("select * from runs order by started_at desc, id desc limit ?", [limit])
+        )
 
     def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of every table in a stable order, for comparing two indexes."""

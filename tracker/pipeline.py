@@ -7,6 +7,7 @@ error is recorded on the run and the last good version stays current.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -81,15 +82,17 @@ def run(
     fetcher: Fetcher | None = None,
     progress: Progress | None = None,
     wait: float = 0.0,
+    stop: threading.Event | None = None,
 ) -> RunSummary:
     """Fetch every selected document once and record what changed.
 
     Holds the store's lock for the whole run (waiting up to `wait` seconds for
-    another run to finish), so two runs never interleave their writes.
+    another run to finish), so two runs never interleave their writes. When `stop`
+    is set the run ends after the document it is recording; the rest are not checked.
     """
     sources = select_sources(tracker.config, only)
     with tracker.store.lock(wait):
-        return _run_locked(tracker, sources, clock, fetcher, progress)
+        return _run_locked(tracker, sources, clock, fetcher, progress, stop)
 
 
 def _run_locked(
@@ -98,6 +101,7 @@ def _run_locked(
     clock: Clock,
     fetcher: Fetcher | None,
     progress: Progress | None,
+    stop: threading.Event | None = None,
 ) -> RunSummary:
     store, index = tracker.store, tracker.index
     index.sync(store, [s.id for s in sources])
@@ -131,12 +135,16 @@ def _run_locked(
             outcomes[source.id] = outcome
             if progress:
                 progress(outcome)
+            if stop is not None and stop.is_set():
+                log.warning("stop requested: ending the run after %s", source.id)
+                break
     finally:
         if own_fetcher:
             fetcher.close()
     ordered = tuple(outcomes[s.id] for s in sources if s.id in outcomes)
     summary = RunSummary(id=run_id, started_at=started, ended_at=clock(), outcomes=ordered)
     record = run_record(summary)
+    record["interrupted"] = len(ordered) < len(sources)
     store.write_run(record)
     index.apply_run(record)
     return summary

@@ -1,0 +1,79 @@
+"""Health of an unattended tracker: the last runs, and which documents fail since when.
+
+`status` is meant for a monitor: it exits non-zero when a document has been
+failing for longer than `max_failing`, so cron mail or an uptime check can alert.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .store import parse_iso
+
+if TYPE_CHECKING:
+    from .pipeline import Tracker
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | int | float, where: str = "duration") -> timedelta:
+    """'90m', '24h', '2d', '1w' or a number of seconds."""
+    if isinstance(text, bool):
+        raise ConfigError(f"{where} must be a duration such as '24h', got {text!r}")
+    if isinstance(text, int | float):
+        return timedelta(seconds=float(text))
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f"{where} must be a duration such as '90m', '24h' or '2d', got {text!r}")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class DocumentHealth:
+    id: str
+    configured: bool
+    last_checked: str | None
+    last_ok: str | None
+    failing_since: str | None
+    last_error: dict[str, str | None] | None
+    alert: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "configured": self.configured,
+            "last_checked": self.last_checked,
+            "last_ok": self.last_ok,
+            "failing_since": self.failing_since,
+            "last_error": self.last_error,
+            "alert": self.alert,
+        }
+
+
+def health(tracker: Tracker, now: datetime, max_failing: timedelta) -> list[DocumentHealth]:
+    """Every configured (and stored) document's health; alert past `max_failing`."""
+    out = []
+    for doc_id in tracker.known_documents():
+        row = tracker.index.document(doc_id) or {}
+        failing = row.get("failing_since")
+        error = None
+        if row.get("last_status") == "failed":
+            error = {"kind": row.get("last_error_kind"), "message": row.get("last_error")}
+        alert = failing is not None and now - parse_iso(failing) > max_failing
+        out.append(
+            DocumentHealth(
+                id=doc_id,
+                configured=tracker.config.source(doc_id) is not None,
+                last_checked=row.get("last_checked"),
+                last_ok=row.get("last_ok"),
+                failing_since=failing,
+                last_error=error,
+                alert=alert,
+            )
+        )
+    return out
