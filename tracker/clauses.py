@@ -241,9 +241,12 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
     changes: list[tuple[float, ClauseChange]] = []
     for i, j in pairs:
         a, b = old[i], new[j]
-        if a.text == b.text and a.section == b.section and (i, j) in in_order:
+        # Moved means out of order, or under another heading; a renamed or removed
+        # parent heading higher up does not move every clause below it.
+        same_place = a.section_title == b.section_title and (i, j) in in_order
+        if a.text == b.text and same_place:
             continue
-        if a.key == b.key and a.text != b.text and (i, j) in in_order:
+        if a.key == b.key and a.text != b.text and same_place:
             ops = word_diff(a.text, b.text).ops
             changes.append((j, ClauseChange("modified", b.section, a, b, ops, cosmetic=True)))
             continue

@@ -21,6 +21,7 @@ from .config import CONFIG_NAME, Config, default_config_text, load_config
 from .errors import TrackerError
 from .models import DocumentOutcome
 from .pipeline import Tracker
+from .store import iso
 
 STATUS_STYLE = {"new": "cyan", "changed": "yellow", "unchanged": None, "failed": "red"}
 
@@ -406,6 +407,99 @@ def blame(obj: Context, document: str, text: str, as_json: bool) -> None:
         for clause in event["clauses"]:
             click.echo(f"    {'was' if what == 'disappeared' else 'now'}: {clause}")
         click.echo(f"    snapshot: {root / event['snapshot']}")
+
+
+@cli.command(name="import")
+@click.argument("document")
+@click.argument(
+    "path", required=False, type=click.Path(path_type=Path, exists=True, file_okay=False)
+)
+@click.option(
+    "--git",
+    "repo",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="A git repository whose commits of --path are the history.",
+)
+@click.option("--path", "git_path", metavar="FILE", help="The file inside the --git repository.")
+@click.option(
+    "--wayback",
+    is_flag=True,
+    help="Import captures of the document's URL from the Internet Archive.",
+)
+@click.option("--from", "since", metavar="YYYY[MMDD]", help="Wayback: captures from this date.")
+@click.option("--to", "until", metavar="YYYY[MMDD]", help="Wayback: captures up to this date.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Wayback: at most this many captures this time."
+)
+@click.option(
+    "--delay",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Wayback: seconds between requests.",
+)
+@click.option(
+    "--wayback-url",
+    default="https://web.archive.org",
+    show_default=True,
+    help="Wayback: the archive's base URL.",
+)
+@pass_context
+def import_(
+    obj: Context,
+    document: str,
+    path: Path | None,
+    repo: Path | None,
+    git_path: str | None,
+    wayback: bool,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    delay: float,
+    wayback_url: str,
+) -> None:
+    """Backfill a document's history from dated files, git commits or the Wayback Machine.
+
+    PATH is a folder of files named by date (2024-05-02.html, 2024-05-02T12-00-00Z.md,
+    20240502T120000Z.txt); a manifest.json beside them may give exact capture times.
+    Imports go through the same extraction and diff as live fetches, at their own
+    dates, and are marked as imported. Running an import again adds nothing.
+    """
+    from .importer import folder_items, git_items, import_items, wayback_items
+
+    chosen = sum(bool(x) for x in (path, repo, wayback))
+    if chosen != 1:
+        raise click.UsageError("give exactly one of PATH, --git REPO --path FILE, or --wayback")
+    if repo and not git_path:
+        raise click.UsageError("--git needs --path FILE (the file inside the repository)")
+    with obj.tracker() as tracker:
+        if path is not None:
+            items, ignored = folder_items(path)
+            for name in ignored:
+                click.echo(f"skipped {name}: not a dated .html, .md or .txt file", err=True)
+            report = import_items(tracker, document, items)
+        elif repo is not None:
+            assert git_path is not None
+            report = import_items(tracker, document, git_items(repo, git_path))
+        else:
+            stream = wayback_items(
+                tracker,
+                document,
+                base=wayback_url,
+                since=since,
+                until=until,
+                limit=limit,
+                delay=delay,
+            )
+            report = import_items(
+                tracker,
+                document,
+                stream,
+                progress=lambda item, outcome: click.echo(
+                    f"  {iso(item.captured_at)}  {outcome}", err=True
+                ),
+            )
+    click.echo(report.line())
 
 
 @cli.command()

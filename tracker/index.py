@@ -102,6 +102,7 @@ class Index:
                 "bytes": int,
                 "snapshot_sha256": str,
                 "snapshot_path": str,
+                "imported": str,
             },
             pk=("document", "captured_at"),
             if_not_exists=True,
@@ -482,6 +483,7 @@ def version_row(version: Version) -> dict[str, Any]:
         "bytes": version.bytes,
         "snapshot_sha256": version.snapshot_sha256,
         "snapshot_path": version.snapshot_path,
+        "imported": json.dumps(version.imported, sort_keys=True) if version.imported else None,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .clauses import ClauseChange
@@ -79,6 +79,7 @@ class Version:
     snapshot_sha256: str | None
     snapshot_path: str | None
     extraction: str | None = None  # key of the select/remove settings that made this text
+    imported: dict[str, Any] | None = field(default=None, hash=False)  # backfill source
 
 
 @dataclass(frozen=True)

@@ -243,15 +243,32 @@ def change_context(
             "text": link(change.before.path),
             "snapshot": link(change.before.snapshot_path),
             "sha256": change.before.sha256,
+            "imported": imported_label(change.before.imported),
         },
         "after": {
             "when": iso(change.after.captured_at),
             "text": link(change.after.path),
             "snapshot": link(change.after.snapshot_path),
             "sha256": change.after.sha256,
+            "imported": imported_label(change.after.imported),
         },
         "home": "../" * depth + "index.html",
     }
+
+
+def imported_label(imported: dict[str, Any] | None) -> str | None:
+    """'imported from git (commit 1a2b3c4d5e6f)' for a backfilled version, else None."""
+    if not imported:
+        return None
+    source = imported.get("source", "an archive")
+    detail = {
+        "git": f"commit {str(imported.get('commit', ''))[:12]}",
+        "wayback": f"Wayback Machine capture {imported.get('timestamp', '')}",
+        "folder": Path(str(imported.get("file", ""))).name,
+    }.get(source, "")
+    origin = (imported.get("manifest") or {}).get("source_repo")
+    extra = f"; originally {origin}" if origin else ""
+    return f"imported from {source}" + (f" ({detail}{extra})" if detail else "")
 
 
 def _rel(target: Path, start: Path) -> str:

@@ -188,6 +188,7 @@ class Store:
                 snapshot_sha256=snapshot.sha256,
                 snapshot_path=snapshot.path,
                 extraction=meta.get("extraction"),
+                imported=meta.get("imported"),
             )
         return Capture(document, captured_at, meta, snapshot, version)
 
@@ -271,6 +272,76 @@ class Store:
         atomic_write(folder / f"{stem}.json", _json_bytes(meta))
         capture = self._load_capture(document, folder / f"{stem}.json")
         return capture, capture.version or current
+
+    def record_import(
+        self,
+        document: str,
+        fetched: FetchResult,
+        text: str,
+        *,
+        extraction: str,
+        imported: dict[str, Any],
+        describe: dict[str, str] | None = None,
+    ) -> Capture | None:
+        """Insert a capture at its own (past) time: the backfill path.
+
+        Nothing is written when a capture at that time already holds the same bytes
+        (re-importing adds nothing), or when the capture just before it in time has
+        the same bytes and extraction (the page had not changed).
+        """
+        moment = fetched.fetched_at.astimezone(UTC).replace(microsecond=0)
+        raw_sha = sha256_hex(fetched.body)
+        captures = self.captures(document)
+        before = [c for c in captures if c.captured_at < moment]
+        same_time = [c for c in captures if c.captured_at == moment]
+        if any(c.snapshot.sha256 == raw_sha for c in same_time):
+            return None
+        previous = before[-1] if before else None
+        if (
+            previous is not None
+            and previous.snapshot.sha256 == raw_sha
+            and previous.meta.get("extraction") == extraction
+        ):
+            return None
+        current = next((c.version for c in reversed(before) if c.version is not None), None)
+        folder = self.document_dir(document)
+        stem = stem_for(moment)
+        while any(folder.glob(f"{stem}.*")):
+            moment += timedelta(seconds=1)
+            stem = stem_for(moment)
+        raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
+        compressed = gzip.compress(fetched.body, compresslevel=9, mtime=0)
+        atomic_write(folder / raw_name, compressed)
+        text_bytes = text.encode("utf-8")
+        text_sha = sha256_hex(text_bytes)
+        rel = "/".join((*document.split("/"), stem))
+        version_meta = None
+        if current is None or current.sha256 != text_sha or current.extraction != extraction:
+            atomic_write(folder / f"{stem}.md", text_bytes)
+            version_meta = {"sha256": text_sha, "path": f"{rel}.md", "bytes": len(text_bytes)}
+        meta = {
+            "document": document,
+            "captured_at": iso(moment),
+            "url": fetched.url,
+            "final_url": fetched.final_url,
+            "status": fetched.status,
+            "content_type": fetched.content_type,
+            "encoding": fetched.encoding,
+            "etag": None,
+            "last_modified": None,
+            "snapshot": {
+                "sha256": raw_sha,
+                "path": "/".join((*document.split("/"), raw_name)),
+                "bytes": len(fetched.body),
+                "stored_bytes": len(compressed),
+            },
+            "version": version_meta,
+            "extraction": extraction,
+            "imported": imported,
+            **(describe or {}),
+        }
+        atomic_write(folder / f"{stem}.json", _json_bytes(meta))
+        return self._load_capture(document, folder / f"{stem}.json")
 
     # --- run journal -------------------------------------------------------------------
 

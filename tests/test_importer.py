@@ -1,0 +1,261 @@
+"""Backfilling: dated folders, git history and a Wayback CDX server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import document_entry, write_config
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tracker.cli import cli
+from tracker.config import load_config
+from tracker.importer import time_from_name, wayback_items
+from tracker.index import Index
+from tracker.pipeline import Tracker
+from tracker.store import Store
+
+UP = {"select": ["main", "#content"], "remove": ['select[name="Locale Select"]', "main .sr-only"]}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "iso"),
+    [
+        ("2024-05-02.html", "2024-05-02T00:00:00"),
+        ("2024-05-02T12-30-05Z.md", "2024-05-02T12:30:05"),
+        ("2024-05-02T12:30:05Z.txt", "2024-05-02T12:30:05"),
+        ("20240502T123005Z.html", "2024-05-02T12:30:05"),
+        ("20240502123005.html", "2024-05-02T12:30:05"),
+    ],
+)
+def test_times_from_file_names(name: str, iso: str) -> None:
+    when = time_from_name(name)
+    assert when is not None and when.strftime("%Y-%m-%dT%H:%M:%S") == iso
+
+
+def test_folder_import_in_date_order_and_again_adds_nothing(workdir: Path) -> None:
+    folder = workdir / "history"
+    folder.mkdir()
+    (folder / "2024-03-01.md").write_text("# Terms\n\n- No military use.\n")
+    (folder / "2024-01-01.md").write_text("# Terms\n\n- No military use.\n- Be kind.\n")
+    (folder / "2024-02-01T08-00-00Z.md").write_text("# Terms\n\n- No military use.\n- Be kind.\n")
+    (folder / "notes.txt").write_text("not dated")
+    write_config(workdir, [document_entry("acme/terms", "https://acme.test/terms")])
+    first = invoke("import", "acme/terms", str(folder))
+    assert first.exit_code == 0
+    assert (
+        "3 found, 2 captures added (2 new versions), 1 already present or unchanged" in first.output
+    )
+    assert "skipped notes.txt" in first.output
+    again = invoke("import", "acme/terms", str(folder))
+    assert "3 found, 0 captures added" in again.output
+    rows = json.loads(invoke("history", "acme/terms", "--json").output)
+    assert [r["captured_at"] for r in rows] == ["2024-01-01T00:00:00Z", "2024-03-01T00:00:00Z"]
+    change = json.loads(invoke("diff", "acme/terms", "--json").output)
+    assert (
+        change["clauses"][0]["kind"] == "removed" and change["clauses"][0]["before"] == "Be kind."
+    )
+
+
+def test_imported_versions_are_marked_in_store_index_and_report(workdir: Path) -> None:
+    folder = workdir / "h"
+    folder.mkdir()
+    (folder / "2024-01-01.md").write_text("One.\n")
+    (folder / "2024-02-01.md").write_text("Two.\n")
+    write_config(workdir, [document_entry("acme/terms", "https://acme.test/terms")])
+    invoke("import", "acme/terms", str(folder))
+    meta = json.loads((workdir / "snapshots/acme/terms/20240101T000000Z.json").read_text())
+    assert meta["imported"]["source"] == "folder"
+    assert meta["imported"]["file"] == str((folder / "2024-01-01.md").resolve())
+    config = load_config(workdir / "tracker.toml")
+    index = Index(config.index_path)
+    assert [
+        json.loads(r["imported"])["source"] for r in index.db.query("select imported from versions")
+    ] == [
+        "folder",
+        "folder",
+    ]
+    index.close()
+    invoke("report", "--out", "report")
+    (page,) = (workdir / "report/acme/terms").glob("*.html")
+    assert "imported from folder" in page.read_text()
+
+
+def import_corpus(workdir: Path, corpus: Path, folder: str, doc: str, **extra: object) -> None:
+    write_config(
+        workdir, [document_entry(doc, "https://openai.com/policies/usage-policies/", **extra)]
+    )
+    result = invoke("import", doc, str(corpus / folder))
+    assert result.exit_code == 0, result.output
+
+
+def test_importing_the_corpus_gives_the_evaluated_flags(workdir: Path, corpus: Path) -> None:
+    """Markdown versions and raw HTML both give the military removal of January 2024."""
+    for folder, extra in (("openai-usage-policies", {}), ("openai-usage-policies-html", UP)):
+        for leftover in ("snapshots", "tracker.db"):
+            subprocess.run(["rm", "-rf", str(workdir / leftover)], check=True)
+        import_corpus(workdir, corpus, folder, "openai/usage-policies", **extra)
+        change = json.loads(
+            invoke("diff", "openai/usage-policies", "--from", "1", "--to", "2", "--json").output
+        )
+        assert change["from"]["captured_at"] == "2024-01-10T12:30:38Z"  # the manifest's time
+        assert change["to"]["captured_at"] == "2024-01-10T18:30:37Z"
+        flags = {(f["topic"], f["kind"], f["text"]) for f in change["flags"]}
+        assert ("military", "removed", "Military and warfare") in flags
+        assert ("law-enforcement", "removed", "Law enforcement and criminal justice") in flags
+        meta = json.loads(
+            next(
+                (workdir / "snapshots/openai/usage-policies").glob("20240110T123038Z.json")
+            ).read_text()
+        )
+        assert meta["imported"]["manifest"]["source_repo"].startswith("OpenTermsArchive/")
+        assert meta["imported"]["manifest"]["date"] == "2023-03-23"  # the page's stated date
+
+
+def git(repo: Path, *args: str, when: str | None = None) -> None:
+    names = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+    env = {**os.environ, **{name: "t" for name in names}}
+    if when:
+        env.update(GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
+
+
+def test_git_import_dates_versions_by_commit_time(workdir: Path) -> None:
+    repo = workdir / "archive"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    path = repo / "OpenAI" / "Usage Policies.md"
+    path.parent.mkdir()
+    for n, (when, text) in enumerate(
+        [
+            ("2023-03-23T10:00:00+00:00", "- Weapons development\n- Military and warfare\n"),
+            ("2023-06-01T10:00:00+00:00", "- Weapons development\n- Military and warfare\n"),
+            ("2024-01-10T18:30:37+00:00", "- Weapons development\n"),
+        ]
+    ):
+        path.write_text(text)
+        (repo / "other.txt").write_text(str(n))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"version {n}", when=when)
+    write_config(workdir, [document_entry("openai/usage-policies", "https://openai.com/p")])
+    result = invoke(
+        "import", "openai/usage-policies", "--git", str(repo), "--path", "OpenAI/Usage Policies.md"
+    )
+    assert (
+        "2 found, 2 captures added" in result.output
+    )  # the commit that only touched other.txt is not listed
+    events = json.loads(
+        invoke("blame", "openai/usage-policies", "Military and warfare", "--json").output
+    )
+    assert [(e["event"], e["captured_at"]) for e in events] == [
+        ("appeared", "2023-03-23T10:00:00Z"),
+        ("disappeared", "2024-01-10T18:30:37Z"),
+    ]
+    meta = json.loads(
+        (workdir / "snapshots/openai/usage-policies/20240110T183037Z.json").read_text()
+    )
+    assert meta["imported"]["source"] == "git" and len(meta["imported"]["commit"]) == 40
+
+
+def cdx_server(httpserver: HTTPServer, pages: dict[str, str], url: str) -> list[str]:
+    """The CDX API's JSON output and id_ captures, as web.archive.org serves them."""
+    fetched: list[str] = []
+
+    def cdx(request: Request) -> Response:
+        assert request.args["url"] == url and request.args["output"] == "json"
+        rows = [["timestamp", "original", "statuscode", "digest", "mimetype"]]
+        rows += [[ts, url, "200", f"D{ts}", "text/html"] for ts in sorted(pages)]
+        return Response(json.dumps(rows), content_type="application/json")
+
+    def capture(request: Request) -> Response:
+        stamp = request.path.split("/")[2].removesuffix("id_")
+        fetched.append(stamp)
+        return Response(pages[stamp], content_type="text/html")
+
+    httpserver.expect_request("/cdx/search/cdx").respond_with_handler(cdx)
+    for stamp in pages:
+        httpserver.expect_request(f"/web/{stamp}id_/{url}").respond_with_handler(capture)
+    return fetched
+
+
+def test_wayback_import_is_polite_and_resumable(httpserver: HTTPServer, workdir: Path) -> None:
+    url = "https://openai.com/policies/usage-policies"
+    pages = {
+        "20230323103000": "<main><ul><li>Military and warfare</li></ul></main>",
+        "20240110183037": "<main><ul><li>Weapons</li></ul></main>",
+        "20240601000000": "<main><ul><li>Weapons</li><li>Elections</li></ul></main>",
+    }
+    fetched = cdx_server(httpserver, pages, url)
+    write_config(workdir, [document_entry("openai/up", url, select=["main"])], fetch={"retries": 0})
+    config = load_config(workdir / "tracker.toml")
+    sleeps: list[float] = []
+    from tracker.importer import import_items
+
+    with Tracker.open(config) as tracker:
+        items = wayback_items(
+            tracker,
+            "openai/up",
+            base=httpserver.url_for("/"),
+            limit=2,
+            delay=1.5,
+            sleep=sleeps.append,
+        )
+        first = import_items(tracker, "openai/up", items)
+        assert (first.added, sleeps) == (2, [1.5])  # spaced out, and stopped at the limit
+        rest = import_items(
+            tracker,
+            "openai/up",
+            wayback_items(tracker, "openai/up", base=httpserver.url_for("/"), delay=0),
+        )
+        assert rest.added == 1
+        assert fetched == sorted(pages)  # resumed: no capture fetched twice
+        assert [v.captured_at.year for v in tracker.store.versions("openai/up")] == [
+            2023,
+            2024,
+            2024,
+        ]
+        meta = tracker.store.captures("openai/up")[0].meta
+        assert meta["imported"]["source"] == "wayback"
+        assert meta["imported"]["timestamp"] == "20230323103000"
+        assert meta["final_url"] == url
+
+
+def test_html_import_needs_a_configured_document(workdir: Path) -> None:
+    folder = workdir / "h"
+    folder.mkdir()
+    (folder / "2024-01-01.html").write_text("<p>x</p>")
+    write_config(workdir, [])
+    result = CliRunner().invoke(cli, ["import", "acme/unknown", str(folder)])
+    assert result.exit_code == 1 and "is not configured" in result.output
+    assert not (workdir / "snapshots" / "acme").exists()
+
+
+def test_import_then_live_runs_continue_the_history(httpserver: HTTPServer, workdir: Path) -> None:
+    folder = workdir / "h"
+    folder.mkdir()
+    (folder / "2020-01-01.html").write_text("<main><p>Old terms.</p></main>")
+    httpserver.expect_request("/t").respond_with_data(
+        "<main><p>New terms.</p></main>", content_type="text/html"
+    )
+    write_config(workdir, [document_entry("acme/t", httpserver.url_for("/t"), select=["main"])])
+    invoke("import", "acme/t", str(folder))
+    assert invoke("run", "--no-quiet").exit_code == 0
+    rows = json.loads(invoke("history", "acme/t", "--json").output)
+    assert rows[0]["captured_at"] == "2020-01-01T00:00:00Z" and len(rows) == 2
+    store = Store(workdir / "snapshots")
+    assert store.captures("acme/t")[1].meta.get("imported") is None
