@@ -24,9 +24,12 @@ def test_demo_runs_end_to_end_in_a_subprocess(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    assert "Serving 6 bundled captures of 2 documents on http://127.0.0.1:" in out.stdout
+    assert "Imported the bundled history: openai/usage-policies: 2 found, 2 captures added" in (
+        out.stdout
+    )
+    assert "Serving 4 later bundled captures of 2 documents on http://127.0.0.1:" in out.stdout
     assert "by or for a police department in the United States" in out.stdout
-    assert "4 answered 304 Not Modified" in out.stdout
+    assert "8 HTTP requests, 3 answered 304 Not Modified" in out.stdout
     index = workdir / "report" / "index.html"
     assert index.as_uri() in out.stdout
     assert f"{sys.executable} -m tracker history openai/usage-policies" in out.stdout

@@ -13,13 +13,16 @@ from conftest import document_entry, write_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tracker.clauses import clean_inline
 from tracker.cli import cli
 from tracker.config import load_config
+from tracker.evaluation import load_cases
 from tracker.importer import time_from_name, wayback_items
 from tracker.index import Index
 from tracker.pipeline import Tracker
 from tracker.store import Store
 
+CASES = Path(__file__).parent / "cases" / "flags.json"
 UP = {"select": ["main", "#content"], "remove": ['select[name="Locale Select"]', "main .sr-only"]}
 
 
@@ -117,6 +120,12 @@ def test_importing_the_corpus_gives_the_evaluated_flags(workdir: Path, corpus: P
         assert change["to"]["captured_at"] == "2024-01-10T18:30:37Z"
         flags = {(f["topic"], f["kind"], f["text"]) for f in change["flags"]}
         assert ("military", "removed", "Military and warfare") in flags
+        if folder == "openai-usage-policies":  # the very pair the clause evaluation labelled
+            (case,) = [c for c in load_cases(CASES) if c.name == "usage-policies-military-removed"]
+            got = [(t, k, clean_inline(text)) for t, k, text in flags]
+            for topic, kind, piece in case.expected:
+                assert any(t == topic and k == kind and piece in x for t, k, x in got), piece
+            assert len(change["flags"]) == len(case.expected)
         assert ("law-enforcement", "removed", "Law enforcement and criminal justice") in flags
         meta = json.loads(
             next(

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 from .config import load_config
 from .errors import TrackerError
 from .history import change_for
+from .importer import ImportItem, import_items
 from .models import DocumentOutcome
 from .pipeline import Tracker, run
 from .report import terminal_diff, write_report
@@ -154,6 +155,20 @@ def prepare(workdir: Path) -> None:
     (workdir / MARKER).write_text("made by tos-tracker demo; deleted and rebuilt on each run\n")
 
 
+IMPORT_BEFORE = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def _import_item(capture: DemoCapture) -> ImportItem:
+    origin = {k: v for k, v in capture.origin.items() if v}
+    return ImportItem(
+        capture.captured_at,
+        capture.body,
+        "html",
+        {"source": "folder", "file": f"tracker/demo_data ({capture.document})", "manifest": origin},
+        capture.origin.get("original_url"),
+    )
+
+
 def _fixed(moment: datetime) -> Callable[[], datetime]:
     return lambda: moment
 
@@ -168,17 +183,26 @@ def run_demo(
     workdir = workdir.resolve()
     prepare(workdir)
     captures = bundled_captures()
+    # The past is backfilled with `import`; what comes after is fetched live.
+    backfill = [c for c in captures if c.captured_at < IMPORT_BEFORE]
+    replay = [c for c in captures if c.captured_at >= IMPORT_BEFORE]
     site = _Site()
     with serve(site) as base_url:
         (workdir / "tracker.toml").write_text(demo_config(base_url), encoding="utf-8")
         config = load_config(workdir / "tracker.toml")
-        echo(
-            f"Serving {len(captures)} bundled captures of {len(DEMO_DOCUMENTS)} documents"
-            f" on {base_url}"
-        )
         live: list[str] = []
         with Tracker.open(config) as tracker:
-            for capture in captures:
+            for document in dict.fromkeys(c.document for c in backfill):
+                mine = [c for c in backfill if c.document == document]
+                report = import_items(tracker, document, [_import_item(c) for c in mine])
+                echo(f"Imported the bundled history: {report.line()}")
+                site.pages[f"/{document}"] = mine[-1].body
+                live.append(document)
+            echo(
+                f"\nServing {len(replay)} later bundled captures of {len(DEMO_DOCUMENTS)}"
+                f" documents on {base_url}"
+            )
+            for capture in replay:
                 site.pages[f"/{capture.document}"] = capture.body
                 if capture.document not in live:
                     live.append(capture.document)
