@@ -131,3 +131,55 @@ def test_summary_line() -> None:
     assert summarize(compare(segment("Updated: 1 day ago"), segment("Updated: 2 days ago"))) == (
         "cosmetic only (dates, counters, whitespace or quote style)"
     )
+
+
+# --- regressions found in review --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("You may post up to 10 comments per day.", "You may post up to 50 comments per day."),
+        ("See Section 3.1.12 for details.", "See Section 3.1.14 for details."),
+        (
+            "This applies to accounts created before January 1, 2024.",
+            "This applies to accounts created before January 1, 2026.",
+        ),
+        ("We keep logs for 30 days from March 2024.", "We keep logs for 30 days from March 2025."),
+        ("Content you create today is yours.", "Content you create is yours."),
+        (
+            "Fees apply after 12:00 hours of usage per day.",
+            "Fees apply after 24:00 hours of usage per day.",
+        ),
+    ],
+)
+def test_dates_and_numbers_inside_sentences_are_substance(old: str, new: str) -> None:
+    changes = compare(segment(old), segment(new))
+    assert [c.cosmetic for c in changes] == [False]
+
+
+def test_cosmetic_edges() -> None:
+    # An escaped enumerator ("1\\.") renumbered, as in Open Terms Archive markdown.
+    assert all(
+        c.cosmetic for c in compare(segment("1\\. Misleading\n"), segment("2\\. Misleading\n"))
+    )
+    # A date-only line is cosmetic whether it appears or goes.
+    added = compare(segment("Intro text.\n"), segment("Intro text.\n\nMay 2, 2024\n"))
+    removed = compare(segment("Intro text.\n\nMay 2, 2024\n"), segment("Intro text.\n"))
+    assert [(c.kind, c.cosmetic) for c in added + removed] == [("added", True), ("removed", True)]
+
+
+def test_a_heading_in_another_quote_style_does_not_move_its_clauses() -> None:
+    changes = compare(
+        segment("## Don't do this\n\n- Do not build weapons.\n"),
+        segment("## Don’t do this\n\n- Do not build weapons.\n"),
+    )
+    assert [(c.kind, c.cosmetic) for c in changes] == [("modified", True)]
+
+
+def test_many_reworded_clauses_are_still_matched() -> None:
+    """Past 500 x 500 unmatched clauses, candidates come from an inverted index."""
+    base = [f"- Rule {n} about topic{n} and subject{n * 7} in detail.\n" for n in range(700)]
+    reworded = [line.replace("in detail", "in more detail") for line in base]
+    changes = compare(segment("".join(base)), segment("".join(reworded)))
+    assert {c.kind for c in changes} == {"modified"} and len(changes) == 700

@@ -156,3 +156,13 @@ def test_topic_config_errors(entry: str, message: str) -> None:
 def test_topic_is_plain_data() -> None:
     topic = Topic("x", "X", ("face search*",))
     assert topic.matches("Face-searching apps") == ["Face-searching"]
+
+
+@pytest.mark.timeout(10)  # a hang guard: these took 24 s and more before the fix
+@pytest.mark.parametrize("text", ["identify " + "'" * 28 + " x", "identify " + "' " * 2000])
+def test_patterns_never_backtrack_catastrophically(text: str) -> None:
+    for topic in default_topics():
+        topic.matches(text)
+    assert TOPICS["facial-recognition"].matches("identify people from their faces") == [
+        "identify people from their faces"
+    ]

@@ -21,7 +21,8 @@ from .diff import word_diff, words
 
 LONG_PARAGRAPH = 300  # characters; longer paragraphs are split into sentences
 SIMILAR = 0.5  # Dice overlap of word sets for a clause to count as reworded
-MAX_FUZZY_PAIRS = 250_000
+MAX_FUZZY_PAIRS = 250_000  # all-pairs fallback only for clauses made of common words
+COMMON_WORD_MIN = 50  # a word in more clauses than this (or 5%) does not make a candidate
 
 _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
@@ -196,17 +197,23 @@ _NOISE = [
     rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH},?\s+\d{{4}}\b",
     rf"\b{_MONTH}\s+\d{{4}}\b",
     r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?\b",
-    r"\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b",
+    r"\b\d{1,2}/\d{1,2}/\d{2,4}\b",
+    r"\b\d{1,2}\.\d{1,2}\.\d{4}\b",
     r"\b\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?|utc|gmt)?\b",
     # Relative times and counters that change on every load.
     r"\b(?:\d+|an?|one|few)\s+(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)"
     r"\s+ago\b",
     r"\b(?:yesterday|today|just now|last (?:week|month|year))\b",
-    r"\b\d+\s+(?:contributors?|views?|comments?|min(?:ute)?s?\s+read|reads?)\b",
+    r"\b\d+\s+(?:contributors?|min(?:ute)?s?\s+read)\b",
     # Screen-reader labels that some extractions leave in link text.
     r"\(opens in a new (?:window|tab)\)",
 ]
-_ENUMERATOR = re.compile(r"^\(?(?:[0-9]{1,3}|[a-z]|[ivxlcdm]{1,6})[.)]\s+", re.IGNORECASE)
+_DATELINE_LABEL = re.compile(
+    r"^\W*(?:last\s+)?(?:updated|modified|revised|effective|published|posted|article|date|"
+    r"version|as of)\b[\W\w]{0,40}$",
+    re.IGNORECASE,
+)
+_ENUMERATOR = re.compile(r"^\(?(?:[0-9]{1,3}|[a-z]|[ivxlcdm]{1,6})\\?[.)]\s+", re.IGNORECASE)
 _DASHES = re.compile(r"\s*-\s*")
 _NOISE_RE = re.compile("|".join(f"(?:{p})" for p in _NOISE), re.IGNORECASE)
 _QUOTES = str.maketrans(
@@ -218,13 +225,20 @@ _QUOTES = str.maketrans(
 def cosmetic_key(text: str) -> str:
     """The text with everything a cosmetic change may touch taken out.
 
-    Dates, relative times and counters go; quotes and dashes take one style (a spaced
+    Dates, relative times and counters go from short datelines; quotes and dashes take
+    one style everywhere (a spaced
     en dash and a closed em dash read the same); a list enumerator ("c.") goes, as
     inserting an item renumbers the ones after it.
     """
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
     text = _INVISIBLE.sub("", text)
-    text = _NOISE_RE.sub(" ", text)
+    without_noise = _NOISE_RE.sub(" ", text)
+    # Dates, times and counters are noise only in a dateline ("Last updated: May 2, 2024",
+    # "Article • 05/02/2024 • 3 contributors"). Inside a sentence ("accounts created
+    # before January 1, 2024", "up to 10 comments per day") they are the substance.
+    rest = without_noise.split()
+    if without_noise != text and (len(rest) <= 3 or _DATELINE_LABEL.match(without_noise)):
+        text = without_noise
     text = _DASHES.sub("-", " ".join(text.split()))
     return _ENUMERATOR.sub("", text)
 
@@ -243,7 +257,9 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
         a, b = old[i], new[j]
         # Moved means out of order, or under another heading; a renamed or removed
         # parent heading higher up does not move every clause below it.
-        same_place = a.section_title == b.section_title and (i, j) in in_order
+        same_place = match_key(a.section_title) == match_key(b.section_title) and (
+            (i, j) in in_order
+        )
         if a.text == b.text and same_place:
             continue
         if a.key == b.key and a.text != b.text and same_place:
@@ -257,7 +273,8 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
         changes.append((j, ClauseChange("modified", b.section, a, b, ops)))
     for j, b in enumerate(new):
         if j not in matched_new:
-            changes.append((j, ClauseChange("added", b.section, None, b)))
+            cosmetic = not cosmetic_key(clean_inline(b.text))
+            changes.append((j, ClauseChange("added", b.section, None, b, cosmetic=cosmetic)))
     for i, a in enumerate(old):
         if i not in matched_old:
             # A removed clause sits where its old neighbours went in the new version.
@@ -285,25 +302,38 @@ def _match(old: Sequence[Clause], new: Sequence[Clause]) -> list[tuple[int, int]
         else:
             rest_old.append(i)
     rest_new = [j for j in range(len(new)) if j not in taken_new]
-    if rest_old and rest_new and len(rest_old) * len(rest_new) <= MAX_FUZZY_PAIRS:
+    if rest_old and rest_new:
         old_words = {i: set(words(old[i].key.lower())) for i in rest_old}
         new_words = {j: set(words(new[j].key.lower())) for j in rest_new}
+        # Candidates share at least one word that is not everywhere: an inverted index
+        # keeps this near-linear where comparing every pair would be quadratic.
+        postings: dict[str, list[int]] = defaultdict(list)
+        for j in rest_new:
+            for word in new_words[j]:
+                postings[word].append(j)
+        common = max(COMMON_WORD_MIN, len(rest_new) // 20)
         scored = []
         for i in rest_old:
             a = old_words[i]
             if not a:
                 continue
-            for j in rest_new:
+            near: set[int] = set()
+            for word in a:
+                hits = postings.get(word, [])
+                if len(hits) <= common:
+                    near.update(hits)
+            if not near and len(rest_new) * len(rest_old) <= MAX_FUZZY_PAIRS:
+                near = set(rest_new)  # only common words: compare with every clause
+            for j in sorted(near):
                 if (old[i].kind == "heading") != (new[j].kind == "heading"):
                     continue
                 b = new_words[j]
-                if b:
-                    shared = len(a & b)
-                    if shared:
-                        score = 2 * shared / (len(a) + len(b))
-                        if score >= SIMILAR:
-                            # Prefer the nearer clause between equally similar ones.
-                            scored.append((-score, abs(i - j), i, j))
+                shared = len(a & b)
+                if shared:
+                    score = 2 * shared / (len(a) + len(b))
+                    if score >= SIMILAR:
+                        # Prefer the nearer clause between equally similar ones.
+                        scored.append((-score, abs(i - j), i, j))
         scored.sort()
         used_old: set[int] = set()
         for _, _, i, j in scored:
