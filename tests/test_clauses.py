@@ -183,3 +183,35 @@ def test_many_reworded_clauses_are_still_matched() -> None:
     reworded = [line.replace("in detail", "in more detail") for line in base]
     changes = compare(segment("".join(base)), segment("".join(reworded)))
     assert {c.kind for c in changes} == {"modified"} and len(changes) == 700
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (
+            "As of January 1, 2026, we no longer allow military use.",
+            "As of January 1, 2027, we no longer allow military use.",
+        ),
+        (
+            "Effective March 1, 2025, users must be 18.",
+            "Effective March 1, 2026, users must be 18.",
+        ),
+    ],
+)
+def test_a_sentence_that_starts_like_a_dateline_is_still_substance(old: str, new: str) -> None:
+    assert [c.cosmetic for c in compare(segment(old), segment(new))] == [False]
+
+
+def test_this_policy_was_last_updated_is_a_dateline() -> None:
+    changes = compare(
+        segment("This policy was last updated on May 2, 2024."),
+        segment("This policy was last updated on June 3, 2024."),
+    )
+    assert [c.cosmetic for c in changes] == [True]
+
+
+def test_a_renamed_or_recased_heading_keeps_its_clauses_in_place() -> None:
+    old = "## Universal Policies\n\n- Comply with laws.\n- Do not harm.\n"
+    for heading in ("## Universal policies", "## Universal usage policies"):
+        changes = compare(segment(old), segment(old.replace("## Universal Policies", heading)))
+        assert [c.kind for c in changes] == ["modified"], heading

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,25 @@ def test_flags_are_stored_in_the_index(
     assert change["cosmetic"] is False
     kinds = [r["kind"] for r in tracker.index.db.query("select kind from clause_changes")]
     assert kinds.count("added") == 2 and "modified" in kinds
+
+
+def test_two_flagged_clauses_with_the_same_text_stay_apart(tmp_path: Path) -> None:
+    """A lost ban in one section must not hide behind an identical clause in another."""
+    from tracker.clauses import compare, segment
+    from tracker.models import Change, DiffResult, Version
+    from tracker.report import flag_views
+    from tracker.topics import default_topics, flags_for
+
+    old = "## A\n\n- no surveillance of people\n\n## B\n\n- no military use\n"
+    new = "## A\n\n- no warfare or planning\n\n## B\n\n- no warfare or planning\n"
+    clauses = tuple(compare(segment(old), segment(new)))
+    flags = tuple(flags_for(clauses, default_topics()))
+    version = Version("d", datetime.now(UTC), "x", "p", 0, None, None)
+    change = Change("d", version, version, DiffResult((), 0, 0, ()), clauses, flags)
+    views = flag_views(change, default_topics())
+    entries = [(v["kind"], v["section"]) for v in views]
+    # The same new text in two sections is two entries, and the lost ban is its own.
+    assert ("added", ("A",)) in entries and ("added", ("B",)) in entries
+    assert ("removed", ("B",)) in entries
+    removed = next(v for v in views if v["kind"] == "removed" and v["section"] == ("B",))
+    assert "military" in "".join(text for _, runs in removed["parts"] for text, _ in runs)

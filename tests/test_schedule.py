@@ -204,3 +204,20 @@ def test_status_alerts_on_a_document_failing_too_long(
     text = runner.invoke(cli, ["status", "--max-failing", "0s"])
     assert "t/bad" in text.output and "failing since" in text.output.lower()
     assert_consistent(tmp_path)  # last_ok and failing_since rebuild from the journals
+
+
+@pytest.mark.parametrize(
+    ("cron", "names"),
+    [
+        ("0-7", "sun,mon,tue,wed,thu,fri,sat"),
+        ("sun-7", "sun,mon,tue,wed,thu,fri,sat"),
+        ("0-7/2", "sun,tue,thu,sat"),
+    ],
+)
+def test_seven_at_the_top_of_a_range(cron: str, names: str) -> None:
+    assert cron_day_of_week(cron) == names
+
+
+def test_day_of_month_and_weekday_together_are_refused() -> None:
+    with pytest.raises(ConfigError, match="cron reads as either"):
+        parse_cron("0 0 1 * mon")

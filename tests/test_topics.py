@@ -166,3 +166,36 @@ def test_patterns_never_backtrack_catastrophically(text: str) -> None:
     assert TOPICS["facial-recognition"].matches("identify people from their faces") == [
         "identify people from their faces"
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "If OpenAI suspects that you have violated these Terms, we may suspend your account.",
+        "We use automated systems to combat spam, fraud and abuse.",
+        "Our growth has been explosive.",
+        "Users who face harassment can report it; we will identify the responsible account.",
+        "We may use your content to provide and maintain the Services.",
+    ],
+)
+def test_review_false_positives_stay_fixed(text: str) -> None:
+    assert {t.id: t.matches(text) for t in default_topics() if t.matches(text)} == {}
+
+
+def test_pattern_edges() -> None:
+    assert Topic("a", "A", ("attorney",)).matches("two attorneys") == ["attorneys"]
+    assert Topic("u", "U", ("U.S.",)).matches("made in the U.S. today") == ["U.S."]
+    assert Topic("c", "C", ("(CSAM)",)).matches("material (CSAM) here") == ["(CSAM)"]
+    assert Topic("q", "Q", ("people's faces",)).matches("people’s faces") == ["people’s faces"]
+
+
+def test_a_quote_style_edit_inside_a_match_is_not_a_flag() -> None:
+    old = "- Don't use it to identify a person's face; we may suspend accounts.\n"
+    new = "- Don’t use it to identify a person’s face; we may terminate accounts.\n"
+    assert flags_for(compare(segment(old), segment(new)), default_topics()) == []
+
+
+def test_inline_flags_in_a_user_pattern_are_a_config_error() -> None:
+    text = '[[topics]]\nid = "x"\nlabel = "X"\npatterns = ["re:(?x) a b", "c"]\n'
+    with pytest.raises(ConfigError, match="do not combine into one expression"):
+        parse_config(text, name="tracker.toml", root=Path("/tmp"))

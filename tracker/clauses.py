@@ -209,8 +209,8 @@ _NOISE = [
     r"\(opens in a new (?:window|tab)\)",
 ]
 _DATELINE_LABEL = re.compile(
-    r"^\W*(?:last\s+)?(?:updated|modified|revised|effective|published|posted|article|date|"
-    r"version|as of)\b[\W\w]{0,40}$",
+    r"^\W*(?:(?:this|the)\s+\w+\s+(?:was|is)\s+)?(?:last\s+)?(?:updated|modified|revised|"
+    r"effective|published|posted|article|date|version|as of)(?:\s+(?:on|from|as of))?[\W_]*$",
     re.IGNORECASE,
 )
 _ENUMERATOR = re.compile(r"^\(?(?:[0-9]{1,3}|[a-z]|[ivxlcdm]{1,6})\\?[.)]\s+", re.IGNORECASE)
@@ -252,14 +252,20 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
     matched_old = {i for i, _ in pairs}
     matched_new = {j for _, j in pairs}
     in_order = _longest_increasing(sorted(pairs))
+    # Headings matched to each other (renamed, recased) name the same section.
+    renamed = {
+        _title(old[i].text): _title(new[j].text)
+        for i, j in pairs
+        if old[i].kind == "heading" and new[j].kind == "heading"
+    }
     changes: list[tuple[float, ClauseChange]] = []
     for i, j in pairs:
         a, b = old[i], new[j]
         # Moved means out of order, or under another heading; a renamed or removed
         # parent heading higher up does not move every clause below it.
-        same_place = match_key(a.section_title) == match_key(b.section_title) and (
-            (i, j) in in_order
-        )
+        before, after = _title(a.section_title), _title(b.section_title)
+        same_section = before == after or renamed.get(before) == after
+        same_place = same_section and (i, j) in in_order
         if a.text == b.text and same_place:
             continue
         if a.key == b.key and a.text != b.text and same_place:
@@ -283,6 +289,10 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
             changes.append((anchor, ClauseChange("removed", a.section, a, None, cosmetic=cosmetic)))
     changes.sort(key=lambda item: item[0])
     return [change for _, change in changes]
+
+
+def _title(text: str) -> str:
+    return match_key(text).casefold()
 
 
 def _match(old: Sequence[Clause], new: Sequence[Clause]) -> list[tuple[int, int]]:

@@ -155,10 +155,10 @@ def blame(tracker: Tracker, document: str, needle: str) -> list[dict[str, Any]]:
     Matching ignores case, whitespace and markdown emphasis. Each event carries the
     version's time, hashes and the paths of its text and raw snapshot.
     """
-    from .clauses import clean_inline, segment
+    from .clauses import clean_inline, cosmetic_key, segment
 
     def norm(text: str) -> str:
-        return " ".join(clean_inline(text).split()).casefold()
+        return " ".join(cosmetic_key(clean_inline(text)).split()).casefold()
 
     key = norm(needle)
     if not key:

@@ -142,10 +142,10 @@ def flag_views(change: Change, topics: Sequence[Topic]) -> list[dict[str, Any]]:
     flag are visible; each run is marked with the topics that match inside it.
     """
     by_id = {t.id: t for t in topics}
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for flag in change.flags:
         group = groups.setdefault(
-            (flag.kind, flag.text),
+            (flag.kind, flag.text, flag.section, flag.ops),
             {
                 "kind": flag.kind,
                 "section": flag.section,
@@ -155,8 +155,9 @@ def flag_views(change: Change, topics: Sequence[Topic]) -> list[dict[str, Any]]:
                 "topics": [],
             },
         )
-        group["labels"].append(flag.label)
-        if flag.topic in by_id:
+        if flag.label not in group["labels"]:
+            group["labels"].append(flag.label)
+        if flag.topic in by_id and by_id[flag.topic] not in group["topics"]:
             group["topics"].append(by_id[flag.topic])
     views = []
     for group in groups.values():

@@ -48,7 +48,7 @@ def cron_day_of_week(field: str) -> str:
             start, end = 0, 6
         elif "-" in rng:
             a, b = rng.split("-", 1)
-            start, end = _day(a), _day(b)
+            start, end = _day(a), _day(b, top=True)
         else:
             start = _day(rng)
             end = 6 if step_text else start
@@ -60,10 +60,11 @@ def cron_day_of_week(field: str) -> str:
     return ",".join(DAY_NAMES[d] for d in sorted(days))
 
 
-def _day(text: str) -> int:
+def _day(text: str, top: bool = False) -> int:
+    """A weekday number (0 Sunday … 6 Saturday); 7 is Sunday, and 7 at a range's top."""
     text = text.strip().lower()
     if text.isdigit() and 0 <= int(text) <= 7:
-        return int(text) % 7 if int(text) != 7 else 0
+        return 7 if (int(text) == 7 and top) else int(text) % 7
     if text[:3] in DAY_NAMES:
         return DAY_NAMES.index(text[:3])
     raise ValueError(f"not a day of the week: {text!r}")
@@ -81,6 +82,13 @@ def parse_cron(expression: str, timezone: str = "UTC", where: str = "cron expres
         )
     second = fields.pop(0) if len(fields) == 6 else "0"
     minute, hour, day, month, weekday = fields
+    if day not in ("*", "?") and weekday not in ("*", "?"):
+        # cron fires when either matches; APScheduler only when both do. Refuse rather
+        # than silently run far less often than the user expects.
+        raise ConfigError(
+            f"{where}: {expression!r} restricts both day of month and day of week, which"
+            " cron reads as either; use two schedules or leave one of them '*'"
+        )
     try:
         return CronTrigger(
             second=second,

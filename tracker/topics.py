@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from .clauses import ClauseChange, clean_inline
+from .clauses import ClauseChange, clean_inline, cosmetic_key
 from .errors import ConfigError
 
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -96,13 +96,30 @@ def _matches_of_change(change: ClauseChange, topic: Topic) -> list[str]:
         return topic.matches(clean_inline(change.text))
     old_spans, new_spans = _edited_spans(change.ops)
     found = []
-    for clause, spans in ((change.before, old_spans), (change.after, new_spans)):
-        if clause is None:
+    pairs = ((change.before, change.after, old_spans), (change.after, change.before, new_spans))
+    for clause, other, spans in pairs:
+        if clause is None or other is None:
             continue
+        readable = _norm(clean_inline(clause.text))
+        other_readable = _norm(clean_inline(other.text))
         for match in topic.regex.finditer(clause.text):
-            if any(start < match.end() and match.start() < end for start, end in spans):
-                found.append(match.group(0))
+            if not any(start < match.end() and match.start() < end for start, end in spans):
+                continue
+            words = _norm(match.group(0))
+            # Not news when the same words read the same in the other version (a quote
+            # or emphasis edit), nor when they sit only in a link target (a URL slug).
+            if _has_words(other_readable, words) or not _has_words(readable, words):
+                continue
+            found.append(match.group(0))
     return found
+
+
+def _has_words(text: str, words: str) -> bool:
+    return re.search(r"(?<!\w)" + re.escape(words) + r"(?!\w)", text) is not None
+
+
+def _norm(text: str) -> str:
+    return " ".join(cosmetic_key(text).lower().split())
 
 
 def _edited_spans(
@@ -167,6 +184,13 @@ def parse_topics(entries: Iterable[object], name: str) -> tuple[Topic, ...]:
                 raise ConfigError(
                     f"{where}: key 'patterns': invalid pattern {pattern!r}: {exc}"
                 ) from None
+        try:
+            _compiled(tuple(patterns))
+        except re.error as exc:
+            raise ConfigError(
+                f"{where}: key 'patterns' do not combine into one expression ({exc});"
+                " inline flags such as (?x) must be scoped, e.g. (?x:...)"
+            ) from None
         topics.append(Topic(entry["id"], entry["label"].strip(), tuple(patterns)))
     return tuple(topics)
 
@@ -186,12 +210,24 @@ def pattern_regex(pattern: str) -> str:
     parts = []
     for word in pattern.split():
         if word.endswith("*"):
-            parts.append(re.escape(word[:-1]) + r"[\w’'-]*")
+            parts.append(_escape(word[:-1]) + r"[\w’'-]*")
         elif word[-1:].lower() == "y" and len(word) > 3:
-            parts.append(re.escape(word[:-1]) + r"(?:y[’']s|ies|y)")  # longest first
+            parts.append(_escape(word[:-1]) + r"(?:y[’']s|ies|ys|y)")  # longest first
+        elif word[-1:].isalnum():
+            parts.append(_escape(word) + r"(?:[’']s|es|s)?")
         else:
-            parts.append(re.escape(word) + r"(?:[’']s|es|s)?")
-    return r"\b" + _SEPARATOR.join(parts) + r"\b"
+            parts.append(_escape(word))
+    body = _SEPARATOR.join(parts)
+    # Word boundaries only where the pattern starts or ends with a word character, so
+    # "U.S." and "(CSAM)" can match at all.
+    start = r"\b" if pattern[:1].isalnum() else ""
+    end = r"\b" if pattern.rstrip("*")[-1:].isalnum() or pattern.endswith("*") else ""
+    return start + body + end
+
+
+def _escape(word: str) -> str:
+    """Escaped for a regex, with either apostrophe matching either."""
+    return re.sub("['’]", lambda _: "['’]", re.escape(word))
 
 
 _CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
