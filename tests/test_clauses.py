@@ -215,3 +215,14 @@ def test_a_renamed_or_recased_heading_keeps_its_clauses_in_place() -> None:
     for heading in ("## Universal policies", "## Universal usage policies"):
         changes = compare(segment(old), segment(old.replace("## Universal Policies", heading)))
         assert [c.kind for c in changes] == ["modified"], heading
+
+
+def test_a_duplicate_inserted_before_its_twin_is_one_addition() -> None:
+    changes = compare(segment("- Yes\n- No\n- Yes\n"), segment("- Yes\n- Yes\n- No\n- Yes\n"))
+    assert [(c.kind, c.text) for c in changes] == [("added", "Yes")]
+    old = "## A\n\n- None.\n\n## B\n\n- None.\n"
+    new = "## Z\n\n- None.\n\n" + old
+    assert [(c.kind, c.text) for c in compare(segment(old), segment(new))] == [
+        ("added", "Z"),
+        ("added", "None."),
+    ]

@@ -16,6 +16,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from .diff import word_diff, words
 
@@ -297,16 +298,27 @@ def _title(text: str) -> str:
 
 def _match(old: Sequence[Clause], new: Sequence[Clause]) -> list[tuple[int, int]]:
     """Pairs (i, j): equal keys first (in order), then the most similar of the rest."""
-    by_key: dict[str, list[int]] = defaultdict(list)
-    for j, clause in enumerate(new):
-        by_key[clause.key].append(j)
+    # Equal clauses in order first (a longest common subsequence), so a duplicated
+    # clause inserted before its twin is one "added", not "moved" plus "added".
+    old_keys, new_keys = [c.key for c in old], [c.key for c in new]
     pairs: list[tuple[int, int]] = []
-    taken_new: set[int] = set()
+    for block in SequenceMatcher(None, old_keys, new_keys).get_matching_blocks():
+        pairs.extend((block.a + k, block.b + k) for k in range(block.size))
+    taken_old = {i for i, _ in pairs}
+    taken_new = {j for _, j in pairs}
+    # Then equal clauses out of order (moves), nearest first.
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for j, key in enumerate(new_keys):
+        if j not in taken_new:
+            by_key[key].append(j)
     rest_old: list[int] = []
-    for i, clause in enumerate(old):
-        candidates = by_key.get(clause.key)
+    for i, key in enumerate(old_keys):
+        if i in taken_old:
+            continue
+        candidates = by_key.get(key)
         if candidates:
-            j = candidates.pop(0)
+            j = min(candidates, key=lambda jj: abs(jj - i))
+            candidates.remove(j)
             pairs.append((i, j))
             taken_new.add(j)
         else:
