@@ -11,7 +11,6 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -143,7 +142,3 @@ def serve(
     if pool is not None:
         pool.shutdown(wait=True)
     log.info("scheduler stopped")
-
-
-def report_dir(base: Path | None, out: str) -> Path:
-    return (base or Path.cwd()) / out

@@ -217,7 +217,6 @@ class Store:
         same_raw = previous is not None and previous.snapshot.sha256 == raw_sha
         if same_raw and previous is not None and previous.meta.get("extraction") == extraction:
             return None, current
-        folder = self.document_dir(document)
         moment = fetched.fetched_at.astimezone(UTC).replace(microsecond=0)
         if previous is not None and moment <= previous.captured_at:
             log.warning(
@@ -226,51 +225,17 @@ class Store:
                 iso(previous.captured_at),
             )
             moment = previous.captured_at + timedelta(seconds=1)
-        stem = stem_for(moment)
-        while any(folder.glob(f"{stem}.*")):
-            moment += timedelta(seconds=1)
-            stem = stem_for(moment)
-        rel = "/".join((*document.split("/"), stem))
-
-        if same_raw and previous is not None:
-            raw_path = previous.snapshot.path
-            stored_bytes = previous.meta["snapshot"].get("stored_bytes", 0)
-        else:
-            raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
-            compressed = gzip.compress(fetched.body, compresslevel=9, mtime=0)
-            atomic_write(folder / raw_name, compressed)
-            raw_path = "/".join((*document.split("/"), raw_name))
-            stored_bytes = len(compressed)
-
-        text_bytes = text.encode("utf-8")
-        text_sha = sha256_hex(text_bytes)
-        version_meta = None
-        if current is None or current.sha256 != text_sha or current.extraction != extraction:
-            atomic_write(folder / f"{stem}.md", text_bytes)
-            version_meta = {"sha256": text_sha, "path": f"{rel}.md", "bytes": len(text_bytes)}
-
-        meta = {
-            "document": document,
-            "captured_at": iso(moment),
-            "url": fetched.url,
-            "final_url": fetched.final_url,
-            "status": fetched.status,
-            "content_type": fetched.content_type,
-            "encoding": fetched.encoding,
-            "etag": fetched.validators.etag,
-            "last_modified": fetched.validators.last_modified,
-            "snapshot": {
-                "sha256": raw_sha,
-                "path": raw_path,
-                "bytes": len(fetched.body),
-                "stored_bytes": stored_bytes,
-            },
-            "version": version_meta,
-            "extraction": extraction,
-            **(describe or {}),
-        }
-        atomic_write(folder / f"{stem}.json", _json_bytes(meta))
-        capture = self._load_capture(document, folder / f"{stem}.json")
+        capture = self._write_capture(
+            document,
+            moment,
+            fetched,
+            text,
+            current=current,
+            extraction=extraction,
+            raw_sha=raw_sha,
+            reuse=previous if same_raw else None,
+            extra=describe or {},
+        )
         return capture, capture.version or current
 
     def record_import(
@@ -304,21 +269,62 @@ class Store:
         ):
             return None
         current = next((c.version for c in reversed(before) if c.version is not None), None)
+        return self._write_capture(
+            document,
+            moment,
+            fetched,
+            text,
+            current=current,
+            extraction=extraction,
+            raw_sha=raw_sha,
+            reuse=None,
+            extra={"imported": imported, **(describe or {})},
+        )
+
+    def _write_capture(
+        self,
+        document: str,
+        moment: datetime,
+        fetched: FetchResult,
+        text: str,
+        *,
+        current: Version | None,
+        extraction: str | None,
+        raw_sha: str,
+        reuse: Capture | None,
+        extra: dict[str, Any],
+    ) -> Capture:
+        """Write one capture at the first free second from `moment`: raw, text, metadata.
+
+        `reuse` names an earlier capture with the same raw bytes, whose snapshot file is
+        referenced instead of stored again. The text is written when it differs from
+        `current` (or was made with other extraction settings). The metadata file is
+        written last: it commits the capture.
+        """
         folder = self.document_dir(document)
         stem = stem_for(moment)
         while any(folder.glob(f"{stem}.*")):
             moment += timedelta(seconds=1)
             stem = stem_for(moment)
-        raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
-        compressed = gzip.compress(fetched.body, compresslevel=9, mtime=0)
-        atomic_write(folder / raw_name, compressed)
+        rel = "/".join((*document.split("/"), stem))
+
+        if reuse is not None:
+            raw_path = reuse.snapshot.path
+            stored_bytes = reuse.meta["snapshot"].get("stored_bytes", 0)
+        else:
+            raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
+            compressed = gzip.compress(fetched.body, compresslevel=9, mtime=0)
+            atomic_write(folder / raw_name, compressed)
+            raw_path = "/".join((*document.split("/"), raw_name))
+            stored_bytes = len(compressed)
+
         text_bytes = text.encode("utf-8")
         text_sha = sha256_hex(text_bytes)
-        rel = "/".join((*document.split("/"), stem))
         version_meta = None
         if current is None or current.sha256 != text_sha or current.extraction != extraction:
             atomic_write(folder / f"{stem}.md", text_bytes)
             version_meta = {"sha256": text_sha, "path": f"{rel}.md", "bytes": len(text_bytes)}
+
         meta = {
             "document": document,
             "captured_at": iso(moment),
@@ -327,18 +333,17 @@ class Store:
             "status": fetched.status,
             "content_type": fetched.content_type,
             "encoding": fetched.encoding,
-            "etag": None,
-            "last_modified": None,
+            "etag": fetched.validators.etag,
+            "last_modified": fetched.validators.last_modified,
             "snapshot": {
                 "sha256": raw_sha,
-                "path": "/".join((*document.split("/"), raw_name)),
+                "path": raw_path,
                 "bytes": len(fetched.body),
-                "stored_bytes": len(compressed),
+                "stored_bytes": stored_bytes,
             },
             "version": version_meta,
             "extraction": extraction,
-            "imported": imported,
-            **(describe or {}),
+            **extra,
         }
         atomic_write(folder / f"{stem}.json", _json_bytes(meta))
         return self._load_capture(document, folder / f"{stem}.json")
@@ -408,11 +413,6 @@ class Store:
             yield
         finally:
             handle.close()
-
-    def disk_usage(self) -> int:
-        if not self.root.exists():
-            return 0
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
 
 
 def run_order(run_id: str) -> tuple[str, int]:
