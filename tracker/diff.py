@@ -335,17 +335,27 @@ def sections_touched(old: str, new: str, ops: Sequence[tuple[int, str]]) -> list
         if title not in found:
             found.append(title)
 
+    for op, start, end in edits(ops):
+        text = (old if op == -1 else new)[start:end]
+        if text.strip():
+            offsets, titles = (old_offsets, old_titles) if op == -1 else (new_offsets, new_titles)
+            note(offsets, titles, start + len(text) - len(text.lstrip()))
+    return found
+
+
+def edits(ops: Sequence[tuple[int, str]]) -> list[tuple[int, int, int]]:
+    """(op, start, end) of each deletion (offsets in the old text) and insertion (in the
+    new text), in diff order."""
+    out: list[tuple[int, int, int]] = []
     i = j = 0
     for op, text in ops:
         if op == 0:
             i += len(text)
             j += len(text)
         elif op == -1:
-            if text.strip():
-                note(old_offsets, old_titles, i + len(text) - len(text.lstrip()))
+            out.append((op, i, i + len(text)))
             i += len(text)
         else:
-            if text.strip():
-                note(new_offsets, new_titles, j + len(text) - len(text.lstrip()))
+            out.append((op, j, j + len(text)))
             j += len(text)
-    return found
+    return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from .clauses import ClauseChange, clean_inline, cosmetic_key
+from .diff import edits
 from .errors import ConfigError
 
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -94,7 +95,9 @@ def flags_for(changes: Sequence[ClauseChange], topics: Sequence[Topic]) -> list[
 def _matches_of_change(change: ClauseChange, topic: Topic) -> list[str]:
     if change.kind != "modified":
         return topic.matches(clean_inline(change.text))
-    old_spans, new_spans = _edited_spans(change.ops)
+    edited = edits(change.ops)
+    old_spans = [(start, end) for op, start, end in edited if op == -1]
+    new_spans = [(start, end) for op, start, end in edited if op == 1]
     found = []
     pairs = ((change.before, change.after, old_spans), (change.after, change.before, new_spans))
     for clause, other, spans in pairs:
@@ -120,26 +123,6 @@ def _has_words(text: str, words: str) -> bool:
 
 def _norm(text: str) -> str:
     return " ".join(cosmetic_key(text).lower().split())
-
-
-def _edited_spans(
-    ops: Sequence[tuple[int, str]],
-) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Character spans deleted from the old clause and inserted into the new one."""
-    old: list[tuple[int, int]] = []
-    new: list[tuple[int, int]] = []
-    i = j = 0
-    for op, text in ops:
-        if op == 0:
-            i += len(text)
-            j += len(text)
-        elif op == -1:
-            old.append((i, i + len(text)))
-            i += len(text)
-        else:
-            new.append((j, j + len(text)))
-            j += len(text)
-    return old, new
 
 
 def default_topics() -> tuple[Topic, ...]:
