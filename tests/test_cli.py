@@ -9,23 +9,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import document_entry, write_config
+from conftest import document_entry, invoke, write_config
 from pytest_httpserver import HTTPServer
 
 from tracker.cli import cli
 
 V1 = "<main><h2>Rules</h2><p>Do not use it for military purposes.</p><p>Be kind.</p></main>"
 V2 = "<main><h2>Rules</h2><p>Be kind.</p><p>Report abuse to us.</p></main>"
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import document_entry, write_config
+from conftest import document_entry, invoke, write_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -24,16 +24,6 @@ from tracker.store import Store
 
 CASES = Path(__file__).parent / "cases" / "flags.json"
 UP = {"select": ["main", "#content"], "remove": ['select[name="Locale Select"]', "main .sr-only"]}
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.mark.parametrize(
