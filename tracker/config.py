@@ -6,6 +6,7 @@ it is usually a cron mail recipient who needs to find the line without a debugge
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -31,7 +32,18 @@ ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
 DOCUMENT_KEYS = {"id", "service", "title", "url", "select", "remove"}
 REQUIRED_DOCUMENT_KEYS = ("id", "service", "title", "url")
-TOP_KEYS = {"store", "fetch", "report", "documents", "topics", "analysis", "schedule", "status"}
+TOP_KEYS = {
+    "store",
+    "fetch",
+    "report",
+    "documents",
+    "topics",
+    "analysis",
+    "schedule",
+    "status",
+    "site",
+}
+SITE_KEYS = {"out", "site_url", "title"}
 SCHEDULE_KEYS = {"run", "report", "report_out", "timezone"}
 STATUS_KEYS = {"max_failing"}
 ANALYSIS_KEYS = {"default_topics"}
@@ -64,6 +76,15 @@ class FetchSettings:
 
 
 @dataclass(frozen=True)
+class SiteSettings:
+    """Where `site build` writes, and the public address links in feeds and mail point to."""
+
+    out: Path | None = None
+    site_url: str | None = None
+    title: str = "tos-tracker"
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated configuration; paths are absolute."""
 
@@ -76,6 +97,7 @@ class Config:
     topics: tuple[Topic, ...] = field(default_factory=default_topics)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     max_failing: timedelta = timedelta(hours=24)
+    site: SiteSettings = field(default_factory=SiteSettings)
 
     def source(self, document_id: str) -> Source | None:
         return next((s for s in self.sources if s.id == document_id), None)
@@ -107,17 +129,7 @@ def load_config(path: Path | None = None, *, base: Path | None = None) -> Config
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
     config = parse_config(text, name=str(path), root=path.resolve().parent)
-    return Config(
-        path=path.resolve(),
-        sources=config.sources,
-        store_path=config.store_path,
-        index_path=config.index_path,
-        fetch=config.fetch,
-        templates=config.templates,
-        topics=config.topics,
-        schedule=config.schedule,
-        max_failing=config.max_failing,
-    )
+    return dataclasses.replace(config, path=path.resolve())
 
 
 def parse_config(text: str, *, name: str, root: Path) -> Config:
@@ -158,6 +170,8 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
         status.get("max_failing", "24h"), f"{name}: [status] key 'max_failing'"
     )
 
+    site = _parse_site(_table(data, "site", name), name, root)
+
     documents = data.get("documents", [])
     if not isinstance(documents, list):
         raise ConfigError(f"{name}: 'documents' must be an array of tables ([[documents]])")
@@ -181,7 +195,25 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
         topics=topics,
         schedule=schedule,
         max_failing=max_failing,
+        site=site,
     )
+
+
+def _parse_site(table: dict[str, Any], name: str, root: Path) -> SiteSettings:
+    _check_keys(table, SITE_KEYS, f"{name}: [site]")
+    out = root / _string(table["out"], f"{name}: [site] key 'out'") if "out" in table else None
+    site_url = None
+    if "site_url" in table:
+        site_url = _string(table["site_url"], f"{name}: [site] key 'site_url'").strip()
+        parts = urlsplit(site_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"{name}: [site] key 'site_url' must be an http(s) URL such as"
+                f" 'https://example.org/terms/', got {site_url!r}"
+            )
+        site_url = site_url.rstrip("/") + "/"
+    title = _string(table.get("title", "tos-tracker"), f"{name}: [site] key 'title'")
+    return SiteSettings(out=out, site_url=site_url, title=title.strip() or "tos-tracker")
 
 
 def _parse_schedule(table: dict[str, Any], name: str) -> ScheduleSettings:
