@@ -112,6 +112,107 @@ def _fold(text: str, context: int, *, first: bool, final: bool) -> list[Segment]
     return out
 
 
+Run = tuple[int, str]  # (op, text): 0 unchanged, 1 inserted, -1 deleted
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the side-by-side view; a side is None where the other has an extra line."""
+
+    left: tuple[Run, ...] | None
+    right: tuple[Run, ...] | None
+    skipped: int = 0  # > 0: a fold standing for this many unchanged lines
+    left_no: int | None = None  # line numbers in the old and new text
+    right_no: int | None = None
+
+    @property
+    def changed(self) -> bool:
+        if self.left is None or self.right is None:
+            return True
+        return any(op for op, _ in self.left) or any(op for op, _ in self.right)
+
+
+def side_by_side(ops: tuple[tuple[int, str], ...], context: int = CONTEXT_LINES) -> list[Row]:
+    """Old and new text in two aligned columns, unchanged stretches folded.
+
+    Lines end together at an unchanged line break; lines ended by deleted or inserted
+    breaks before it are extra lines of one side, shown against a blank.
+    """
+    rows: list[Row] = []
+    left: list[Run] = []
+    right: list[Run] = []
+    extra_left: list[tuple[Run, ...]] = []
+    extra_right: list[tuple[Run, ...]] = []
+    numbers = [0, 0]
+
+    def add(old: tuple[Run, ...] | None, new: tuple[Run, ...] | None) -> None:
+        numbers[0] += old is not None
+        numbers[1] += new is not None
+        rows.append(
+            Row(
+                old,
+                new,
+                left_no=numbers[0] if old is not None else None,
+                right_no=numbers[1] if new is not None else None,
+            )
+        )
+
+    def flush() -> None:
+        for index in range(max(len(extra_left), len(extra_right))):
+            add(
+                extra_left[index] if index < len(extra_left) else None,
+                extra_right[index] if index < len(extra_right) else None,
+            )
+        extra_left.clear()
+        extra_right.clear()
+
+    for op, text in ops:
+        for number, part in enumerate(text.split("\n")):
+            if number:
+                if op == 0:
+                    flush()
+                    add(tuple(left), tuple(right))
+                    left, right = [], []
+                elif op == -1:
+                    extra_left.append(tuple(left))
+                    left = []
+                else:
+                    extra_right.append(tuple(right))
+                    right = []
+            if part:
+                if op <= 0:
+                    left.append((op, part))
+                if op >= 0:
+                    right.append((op, part))
+    if left:
+        extra_left.append(tuple(left))
+    if right:
+        extra_right.append(tuple(right))
+    flush()
+    return _fold_rows(rows, context)
+
+
+def _fold_rows(rows: list[Row], context: int) -> list[Row]:
+    near = [False] * len(rows)
+    for position, row in enumerate(rows):
+        if row.changed:
+            for close in range(max(0, position - context), min(len(rows), position + context + 1)):
+                near[close] = True
+    out: list[Row] = []
+    hidden = 0
+    for row, keep in zip(rows, near, strict=True):
+        if keep:
+            if hidden:
+                out.append(Row(None, None, skipped=hidden))
+                hidden = 0
+            out.append(row)
+        else:
+            hidden += 1
+    if hidden:
+        out.append(Row(None, None, skipped=hidden))
+    return out
+
+
 # --- HTML report ---------------------------------------------------------------------------
 
 
