@@ -32,7 +32,13 @@ def test_wheel_contains_templates_default_config_and_demo_data(tmp_path: Path) -
     )
     (wheel,) = tmp_path.glob("tos_tracker-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for template in sorted(p.name for p in (ROOT / "templates").glob("*.html")):
+    templates = sorted(
+        p.relative_to(ROOT / "templates").as_posix()
+        for p in (ROOT / "templates").rglob("*")
+        if p.is_file()
+    )
+    assert "site/feed.atom" in templates and "site/search.js" in templates
+    for template in templates:
         assert f"tracker/templates/{template}" in names
     assert "tracker/default.toml" in names
     assert "tracker/py.typed" in names

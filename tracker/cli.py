@@ -142,9 +142,14 @@ def run(
         else:
             click.echo(outcome_line(outcome))
 
+    built = None
     try:
         with obj.tracker() as tracker:
             summary = run_pipeline(tracker, only=only or None, progress=show, wait=wait)
+            if obj.config.site.build_after_run:
+                from .site import build_site
+
+                built = build_site(tracker)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -158,6 +163,8 @@ def run(
         )
         elapsed = time.perf_counter() - started
         click.echo(f"{len(summary.outcomes)} documents: {counts} ({elapsed:.1f} s)")
+        if built is not None:
+            click.echo(built.line())
     if summary.failed:
         sys.exit(1)
 
@@ -239,6 +246,7 @@ def schedule(obj: Context) -> None:
     from .pipeline import run as run_pipeline
     from .report import write_report
     from .schedule import serve
+    from .site import build_site
 
     config = obj.config
     logging.getLogger("tracker").setLevel(logging.INFO)
@@ -255,6 +263,15 @@ def schedule(obj: Context) -> None:
             f"{summary.count(s)} {s}" for s in ("new", "changed", "unchanged", "failed")
         )
         log.info("run %s: %d documents: %s", summary.id, len(summary.outcomes), counts)
+        if config.site.build_after_run:
+            site_job(stop)
+
+    def site_job(stop: threading.Event) -> None:
+        try:
+            with Tracker.open(config) as tracker:
+                log.info("%s", build_site(tracker).line())
+        except (TrackerError, OSError) as exc:
+            log.error("site build failed: %s", exc)
 
     def report_job(stop: threading.Event) -> None:
         base = config.path.parent if config.path else Path.cwd()
@@ -267,8 +284,10 @@ def schedule(obj: Context) -> None:
         jobs["run"] = (config.schedule.run, run_job)
     if config.schedule.report.strip():
         jobs["report"] = (config.schedule.report, report_job)
+    if config.schedule.site.strip():
+        jobs["site"] = (config.schedule.site, site_job)
     if not jobs:
-        raise click.UsageError("nothing to schedule: [schedule] has no 'run' or 'report'")
+        raise click.UsageError("nothing to schedule: [schedule] has no 'run', 'report' or 'site'")
 
     def ready(scheduler: Any) -> None:
         for job in scheduler.get_jobs():
@@ -521,6 +540,55 @@ def report(obj: Context, out_dir: Path, documents: tuple[str, ...]) -> None:
             tracker.require_document(document)
         index, pages = write_report(tracker, out_dir, list(documents) or None)
     click.echo(f"Wrote {len(pages)} change pages; open {index.resolve().as_uri()}")
+
+
+@cli.group()
+def site() -> None:
+    """The static report site: pages, Atom feeds, changes.json and documents.json."""
+
+
+@site.command(name="build")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder to build into (default: [site] out, else 'site' beside the store).",
+)
+@click.option("--full", is_flag=True, help="Rebuild every page, ignoring what is up to date.")
+@click.option("--json", "as_json", is_flag=True, help="Print what the build did as JSON.")
+@pass_context
+def site_build(obj: Context, out_dir: Path | None, full: bool, as_json: bool) -> None:
+    """Build the site, rewriting only what changed since the last build."""
+    from .site import build_site
+
+    with obj.tracker() as tracker:
+        stats = build_site(tracker, out_dir, full=full)
+    if as_json:
+        click.echo(json.dumps({**stats.__dict__, "out": str(stats.out)}, indent=2))
+    else:
+        click.echo(stats.line())
+
+
+@site.command(name="serve")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The built site (default: [site] out, else 'site' beside the store).",
+)
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port (0: any free port).")
+@click.option("--no-build", is_flag=True, help="Serve as it is, without bringing it up to date.")
+@pass_context
+def site_serve(obj: Context, out_dir: Path | None, bind: str, port: int, no_build: bool) -> None:
+    """Preview the site over HTTP (by default on 127.0.0.1 only); Ctrl-C stops."""
+    from .site import build_site, default_out, serve
+
+    out = Path(out_dir or default_out(obj.config))
+    if not no_build:
+        with obj.tracker() as tracker:
+            click.echo(build_site(tracker, out).line())
+    serve(out, bind, port, ready=lambda url: click.echo(f"Serving {out} at {url} (Ctrl-C stops)"))
 
 
 @cli.command()

@@ -43,8 +43,8 @@ TOP_KEYS = {
     "status",
     "site",
 }
-SITE_KEYS = {"out", "site_url", "title"}
-SCHEDULE_KEYS = {"run", "report", "report_out", "timezone"}
+SITE_KEYS = {"out", "site_url", "title", "build_after_run"}
+SCHEDULE_KEYS = {"run", "report", "report_out", "site", "timezone"}
 STATUS_KEYS = {"max_failing"}
 ANALYSIS_KEYS = {"default_topics"}
 STORE_KEYS = {"path", "index"}
@@ -82,6 +82,7 @@ class SiteSettings:
     out: Path | None = None
     site_url: str | None = None
     title: str = "tos-tracker"
+    build_after_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,15 @@ def _parse_site(table: dict[str, Any], name: str, root: Path) -> SiteSettings:
             )
         site_url = site_url.rstrip("/") + "/"
     title = _string(table.get("title", "tos-tracker"), f"{name}: [site] key 'title'")
-    return SiteSettings(out=out, site_url=site_url, title=title.strip() or "tos-tracker")
+    after_run = table.get("build_after_run", False)
+    if not isinstance(after_run, bool):
+        raise ConfigError(f"{name}: [site] key 'build_after_run' must be true or false")
+    return SiteSettings(
+        out=out,
+        site_url=site_url,
+        title=title.strip() or "tos-tracker",
+        build_after_run=after_run,
+    )
 
 
 def _parse_schedule(table: dict[str, Any], name: str) -> ScheduleSettings:
@@ -222,7 +231,7 @@ def _parse_schedule(table: dict[str, Any], name: str) -> ScheduleSettings:
         return ScheduleSettings()
     values = {k: _string(v, f"{name}: [schedule] key '{k}'") for k, v in table.items()}
     settings = ScheduleSettings(**{**ScheduleSettings().__dict__, **values})
-    for key in ("run", "report"):
+    for key in ("run", "report", "site"):
         expression = getattr(settings, key)
         if expression.strip():
             parse_cron(expression, settings.timezone, where=f"{name}: [schedule] key '{key}'")

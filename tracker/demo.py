@@ -30,6 +30,7 @@ from .importer import ImportItem, import_items
 from .models import DocumentOutcome
 from .pipeline import Tracker, run
 from .report import terminal_diff, write_report
+from .site import build_site
 from .store import iso, parse_iso
 
 MARKER = ".tos-tracker-demo"
@@ -214,6 +215,7 @@ def run_demo(
                 if summary.failed:
                     raise TrackerError("the demo run failed; see the lines above")
             index, pages = write_report(tracker, workdir / "report")
+            built = build_site(tracker, workdir / "site")
             azure = change_for(tracker, "azure-openai/code-of-conduct")
             if azure is not None:
                 echo("\nThe May 2024 change to the Azure OpenAI code of conduct:\n")
@@ -221,6 +223,9 @@ def run_demo(
     echo(f"{site.requests} HTTP requests, {site.not_modified} answered 304 Not Modified.")
     echo(f"Store: {config.store_path} · index: {config.index_path}")
     echo(f"Wrote {len(pages)} change reports. Open {index.as_uri()}")
+    echo(f"Built the report site ({built.written} files in {built.seconds:.2f} s).")
+    echo(f"Open {(built.out / 'index.html').as_uri()}")
+    echo(f"  or preview it over HTTP: cd {workdir} && {sys.executable} -m tracker site serve")
     # The interpreter that ran the demo has tos-tracker installed, on PATH or not.
     echo(f"Explore: cd {workdir} && {sys.executable} -m tracker history openai/usage-policies")
     return index

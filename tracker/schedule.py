@@ -27,6 +27,7 @@ class ScheduleSettings:
     run: str = "0 */6 * * *"
     report: str = ""
     report_out: str = "report"
+    site: str = ""  # rebuild the static site on its own schedule
     timezone: str = "UTC"
 
 

@@ -6,6 +6,7 @@ email digest's links can never disagree about a page's address.
 
 from __future__ import annotations
 
+import posixpath
 from datetime import datetime
 
 from .store import stem_for
@@ -24,6 +25,11 @@ def change_page(document: str, after_captured_at: datetime) -> str:
     return f"{document_dir(document)}/changes/{stem_for(after_captured_at)}.html"
 
 
+def change_data(document: str, after_captured_at: datetime) -> str:
+    """The change as JSON: the object `diff --json` prints, plus its page's `url`."""
+    return f"{document_dir(document)}/changes/{stem_for(after_captured_at)}.json"
+
+
 def version_text(document: str, captured_at: datetime) -> str:
     """The extracted text of a version, served as plain text."""
     return f"{document_dir(document)}/versions/{stem_for(captured_at)}.txt"
@@ -32,6 +38,22 @@ def version_text(document: str, captured_at: datetime) -> str:
 def version_raw(document: str, captured_at: datetime) -> str:
     """The raw response, gzipped; the name carries no `.html` so no server renders it."""
     return f"{document_dir(document)}/versions/{stem_for(captured_at)}.raw.gz"
+
+
+HOME = "index.html"
+ALL_CHANGES = "changes.html"
+SEARCH = "search.html"
+CHANGES_JSON = "changes.json"
+DOCUMENTS_JSON = "documents.json"
+STYLESHEET = "assets/site.css"
+SEARCH_SCRIPT = "assets/search.js"
+SEARCH_INDEX = "assets/search-index.js"
+
+
+def relative(from_page: str, to_path: str) -> str:
+    """A link from one site path to another that survives hosting under any prefix."""
+    start = posixpath.dirname(from_page) or "."
+    return posixpath.relpath(to_path, start)
 
 
 def topic_page(topic: str) -> str:
