@@ -11,6 +11,7 @@ whitespace or quote style is cosmetic.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import defaultdict
@@ -93,6 +94,13 @@ class ClauseChange:
 
 def segment(text: str) -> list[Clause]:
     """Split a version's text into clauses, in document order."""
+    return list(_segment(text))
+
+
+@functools.lru_cache(maxsize=8)
+def _segment(text: str) -> tuple[Clause, ...]:
+    # Cached for the walk over a history: each version is segmented as the newer side
+    # of one change and the older side of the next. Clauses are frozen, so sharing is safe.
     lines = text.replace("\r\n", "\n").split("\n")
     clauses: list[Clause] = []
     section: list[tuple[int, str]] = []
@@ -171,7 +179,7 @@ def segment(text: str) -> list[Clause]:
             paragraph.append(stripped)
         i += 1
     flush()
-    return clauses
+    return tuple(clauses)
 
 
 def clean_inline(text: str) -> str:
@@ -181,8 +189,13 @@ def clean_inline(text: str) -> str:
     return " ".join(text.split())
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def match_key(text: str) -> str:
-    """What must be equal for two clauses to be the same clause, unchanged."""
+    """What must be equal for two clauses to be the same clause, unchanged.
+
+    Cached: consecutive versions share most clauses, and each version is compared
+    twice (as the newer, then as the older side), so the same texts come back.
+    """
     return cosmetic_key(clean_inline(text))
 
 
@@ -223,6 +236,7 @@ _QUOTES = str.maketrans(
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def cosmetic_key(text: str) -> str:
     """The text with everything a cosmetic change may touch taken out.
 

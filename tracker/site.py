@@ -131,7 +131,7 @@ class SiteWriter:
         key = key or hashlib.sha256(raw).hexdigest()
         if self.fresh(path, key):
             return
-        atomic_write(self.out / path, raw)
+        atomic_write(self.out / path, raw, durable=False)  # the site can always be rebuilt
         self.current[path] = key
         self.stats.written += 1
 
