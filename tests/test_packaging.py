@@ -32,7 +32,9 @@ def test_wheel_contains_templates_default_config_and_demo_data(tmp_path: Path) -
     )
     (wheel,) = tmp_path.glob("tos_tracker-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for template in sorted(p.name for p in (ROOT / "templates").glob("*.html")):
+    templates = sorted(p.name for p in (ROOT / "templates").iterdir() if p.is_file())
+    assert "digest.txt" in templates and "digest.html" in templates
+    for template in templates:
         assert f"tracker/templates/{template}" in names
     assert "tracker/default.toml" in names
     assert "tracker/py.typed" in names
