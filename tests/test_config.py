@@ -120,3 +120,73 @@ def test_second_document_is_named_by_position_when_its_id_is_missing() -> None:
     text = GOOD_DOC + '\n[[documents]]\nservice = "x"\ntitle = "y"\nurl = "https://e.org/"\n'
     with pytest.raises(ConfigError, match="document #2: missing required key 'id'"):
         parse(text)
+
+
+SMTP = """
+[smtp]
+host = "smtp.example.org"
+username = "tracker"
+sender = "tos-tracker <tracker@example.org>"
+"""
+DIGEST = """
+[[digests]]
+id = "daily"
+to = ["reader@example.org", "Desk <desk@example.org>"]
+topics = ["law-enforcement"]
+documents = ["openai/usage-policies"]
+"""
+
+
+def test_smtp_and_digests_parse_with_defaults() -> None:
+    config = parse(GOOD_DOC + SMTP + DIGEST)
+    assert config.smtp is not None
+    assert (config.smtp.host, config.smtp.port, config.smtp.security) == (
+        "smtp.example.org",
+        587,
+        "starttls",
+    )
+    assert config.smtp.username == "tracker" and config.smtp.ca_file is None
+    (digest,) = config.digests
+    assert digest.to == ("reader@example.org", "Desk <desk@example.org>")
+    assert (digest.period, digest.cosmetic) == ("daily", False)
+    assert digest.topics == ("law-enforcement",)
+    assert digest.documents == ("openai/usage-policies",)
+    assert parse(GOOD_DOC).smtp is None and parse(GOOD_DOC).digests == ()
+
+
+@pytest.mark.parametrize(("security", "port"), [("tls", 465), ("none", 25), ("starttls", 587)])
+def test_smtp_port_defaults_follow_security(security: str, port: int) -> None:
+    config = parse(SMTP + f'security = "{security}"\n')
+    assert config.smtp is not None and config.smtp.port == port
+
+
+def test_smtp_ca_file_is_relative_to_the_config_and_must_exist(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("x")
+    config = parse_config(SMTP + 'ca_file = "ca.pem"\n', name="t.toml", root=tmp_path)
+    assert config.smtp is not None and config.smtp.ca_file == tmp_path / "ca.pem"
+    with pytest.raises(ConfigError, match=r"\[smtp\] key 'ca_file': no such file"):
+        parse_config(SMTP + 'ca_file = "nope.pem"\n', name="t.toml", root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (SMTP + 'security = "ssl"\n', r"\[smtp\] key 'security' must be one of starttls, tls"),
+        (SMTP + "port = 0\n", r"\[smtp\] key 'port' must be a port number"),
+        (SMTP + 'password = "x"\n', r"\[smtp\]: unknown key 'password'"),
+        ('[smtp]\nhost = "h"\n', r"\[smtp\]: missing required key 'sender'"),
+        (SMTP.replace("tos-tracker <tracker@example.org>", "nobody"), r"key 'sender' must be an"),
+        (DIGEST.replace('"law-enforcement"', '"police"'), r"'daily': key 'topics': unknown topic"),
+        (DIGEST.replace('"openai/usage-policies"', '"x/y"'), r"key 'documents': unknown document"),
+        (DIGEST.replace('id = "daily"', 'id = "Daily Mail"'), r"key 'id' must be a lowercase slug"),
+        (DIGEST + DIGEST, r"'daily': key 'id' duplicates an earlier digest"),
+        (DIGEST.replace("to = [", "to = [] #"), r"key 'to' must be a non-empty list"),
+        (DIGEST.replace("reader@example.org", "a@b.org, c@d.org"), r"key 'to' must be an email"),
+        (DIGEST + 'period = "hourly"\n', r"key 'period' must be one of daily, weekly"),
+        (DIGEST + 'cosmetic = "no"\n', r"key 'cosmetic' must be true or false"),
+        (DIGEST + 'subject = "x"\n', r"\[\[digests\]\] 'daily': unknown key 'subject'"),
+    ],
+)
+def test_smtp_and_digest_errors_name_the_table_and_key(extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"^tracker\.toml: .*" + message):
+        parse(GOOD_DOC + extra)

@@ -38,6 +38,7 @@ def test_wheel_contains_templates_default_config_and_demo_data(tmp_path: Path) -
         if p.is_file()
     )
     assert "site/feed.atom" in templates and "site/search.js" in templates
+    assert "digest.txt" in templates and "digest.html" in templates
     for template in templates:
         assert f"tracker/templates/{template}" in names
     assert "tracker/default.toml" in names

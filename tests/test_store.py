@@ -99,3 +99,13 @@ def test_raw_compression_is_deterministic(tmp_path: Path) -> None:
         store.record("acme/terms", fetched(b"<p>Same</p>" * 100, T1), "Same\n")
     name = "acme/terms/20240502T083015Z.html.gz"
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_the_stores_own_records_are_not_documents(tmp_path: Path) -> None:
+    # Run journals, Wayback import progress and digest ledgers all live in `_` folders
+    # beside the documents; none of them is a document (ids never start with `_`).
+    store = Store(tmp_path)
+    store.record("acme/terms", fetched(b"<p>Terms</p>", T1), "Terms\n")
+    for record in ("_runs/x.json", "_imports/acme/terms/wayback.json", "_digests/daily.json"):
+        atomic_write(tmp_path / record, b"{}")
+    assert store.documents() == ["acme/terms"]

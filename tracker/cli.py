@@ -592,6 +592,87 @@ def site_serve(obj: Context, out_dir: Path | None, bind: str, port: int, no_buil
 
 
 @cli.command()
+@click.option("--id", "ids", multiple=True, metavar="ID", help="Only this digest (repeatable).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print each digest (recipients, subject, text) instead; marks nothing sent.",
+)
+@click.option(
+    "--outbox",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Write each digest to DIR/<id>-<UTC time>.eml instead; marks nothing sent.",
+)
+@click.option(
+    "--all",
+    "include_all",
+    is_flag=True,
+    help="Include changes from before the digest's first window (default: not sent yet and"
+    " recorded since the digest's first run minus one period).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="If a run holds the store, wait this long for it before giving up (exit 3).",
+)
+@pass_context
+def digest(
+    obj: Context,
+    ids: tuple[str, ...],
+    dry_run: bool,
+    outbox: Path | None,
+    include_all: bool,
+    as_json: bool,
+    wait: float,
+) -> None:
+    """Email every configured digest that has changes it has not sent yet.
+
+    Each digest ([[digests]] in tracker.toml) goes to its recipients through
+    [smtp] (password from TOS_TRACKER_SMTP_PASSWORD), and the changes it carried
+    are recorded as sent in snapshots/_digests/<id>.json only after the server
+    accepted it; nothing new, no mail. Exits 1 when a server refused or could not
+    be reached (nothing is marked, the next run sends it all), 2 on a
+    configuration error.
+    """
+    from .digest import run_digests
+
+    if dry_run and outbox is not None:
+        raise click.UsageError("give --dry-run or --outbox, not both")
+    mode = "dry-run" if dry_run else "outbox" if outbox is not None else "send"
+    with obj.tracker() as tracker:
+        outcomes = run_digests(
+            tracker, ids, mode=mode, outbox=outbox, include_all=include_all, wait=wait
+        )
+    if as_json:
+        click.echo(json.dumps([o.to_json() for o in outcomes], indent=2, ensure_ascii=False))
+    for o in outcomes:
+        count = len(o.changes)
+        changes = f"{count} change{'s' if count != 1 else ''}"
+        if as_json:
+            pass
+        elif o.status == "nothing":
+            if sys.stdout.isatty():
+                click.echo(f"{o.digest}: nothing new to send")
+        elif o.status == "dry-run" and o.built is not None:
+            click.echo(f"To: {', '.join(o.recipients)}\nSubject: {o.subject}\n")
+            click.echo(o.built.text)
+            click.echo(f"({o.digest}: dry run, {changes} not marked sent)\n")
+        elif o.status == "outbox":
+            click.echo(f"{o.digest}: wrote {o.path} ({changes}, not marked sent)")
+        elif o.status == "sent":
+            click.echo(f"{o.digest}: sent {changes} to {', '.join(o.recipients)}")
+        if o.status == "failed":
+            click.echo(f"Error: {o.digest}: {o.error}; nothing marked sent", err=True)
+    if any(o.status == "failed" for o in outcomes):
+        sys.exit(1)
+
+
+@cli.command()
 @pass_context
 def reindex(obj: Context) -> None:
     """Rebuild the SQLite index from the files in the store alone."""

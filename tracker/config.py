@@ -11,6 +11,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.utils import getaddresses
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,15 @@ TOP_KEYS = {
     "schedule",
     "status",
     "site",
+    "smtp",
+    "digests",
 }
+SMTP_KEYS = {"host", "port", "security", "username", "sender", "ca_file", "timeout"}
+SMTP_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+DIGEST_KEYS = {"id", "to", "period", "topics", "documents", "cosmetic"}
+DIGEST_PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
+# Digest ids name a ledger file (`snapshots/_digests/<id>.json`): one flat slug.
+DIGEST_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SITE_KEYS = {"out", "site_url", "title", "build_after_run"}
 SCHEDULE_KEYS = {"run", "report", "report_out", "site", "timezone"}
 STATUS_KEYS = {"max_failing"}
@@ -86,6 +95,35 @@ class SiteSettings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """The mail server digests go through; the password comes only from the environment."""
+
+    host: str
+    port: int
+    security: str  # "starttls", "tls" or "none"
+    sender: str
+    username: str | None = None
+    ca_file: Path | None = None  # trust this CA (a private one) instead of the system's
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    """One email digest: who gets it and which changes it carries."""
+
+    id: str
+    to: tuple[str, ...]
+    period: str = "daily"  # "daily" or "weekly": the first run's window and the subject
+    topics: tuple[str, ...] = ()  # empty: every change; else only changes flagged with these
+    documents: tuple[str, ...] = ()  # empty: every document
+    cosmetic: bool = False
+
+    @property
+    def window(self) -> timedelta:
+        return DIGEST_PERIODS[self.period]
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated configuration; paths are absolute."""
 
@@ -99,6 +137,8 @@ class Config:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     max_failing: timedelta = timedelta(hours=24)
     site: SiteSettings = field(default_factory=SiteSettings)
+    smtp: SmtpSettings | None = None
+    digests: tuple[DigestSettings, ...] = ()
 
     def source(self, document_id: str) -> Source | None:
         return next((s for s in self.sources if s.id == document_id), None)
@@ -186,6 +226,8 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
             )
         seen.add(source.id)
         sources.append(source)
+    smtp = _parse_smtp(data["smtp"], name, root) if "smtp" in data else None
+    digests = _parse_digests(data.get("digests", []), name, topics, sources)
     return Config(
         path=None,
         sources=tuple(sources),
@@ -197,6 +239,8 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
         schedule=schedule,
         max_failing=max_failing,
         site=site,
+        smtp=smtp,
+        digests=digests,
     )
 
 
@@ -223,6 +267,111 @@ def _parse_site(table: dict[str, Any], name: str, root: Path) -> SiteSettings:
         title=title.strip() or "tos-tracker",
         build_after_run=after_run,
     )
+
+
+def _parse_smtp(table: Any, name: str, root: Path) -> SmtpSettings:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{name}: 'smtp' must be a table ([smtp])")
+    where = f"{name}: [smtp]"
+    _check_keys(table, SMTP_KEYS, where)
+    for key in ("host", "sender"):
+        if key not in table:
+            raise ConfigError(f"{where}: missing required key '{key}'")
+    host = _string(table["host"], f"{where} key 'host'").strip()
+    if not host or " " in host:
+        raise ConfigError(f"{where} key 'host' must be a host name such as 'smtp.example.org'")
+    security = _string(table.get("security", "starttls"), f"{where} key 'security'")
+    if security not in SMTP_DEFAULT_PORTS:
+        raise ConfigError(
+            f"{where} key 'security' must be one of {', '.join(SMTP_DEFAULT_PORTS)},"
+            f" got {security!r}"
+        )
+    port = table.get("port", SMTP_DEFAULT_PORTS[security])
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ConfigError(f"{where} key 'port' must be a port number (1-65535), got {port!r}")
+    sender = _address(table["sender"], f"{where} key 'sender'")
+    username = None
+    if "username" in table:
+        username = _string(table["username"], f"{where} key 'username'").strip() or None
+    ca_file = None
+    if "ca_file" in table:
+        ca_file = root / _string(table["ca_file"], f"{where} key 'ca_file'")
+        if not ca_file.is_file():
+            raise ConfigError(f"{where} key 'ca_file': no such file {str(ca_file)!r}")
+    timeout = _number(table.get("timeout", 30), f"{where} key 'timeout'", minimum=1)
+    return SmtpSettings(host, port, security, sender, username, ca_file, timeout)
+
+
+def _parse_digests(
+    entries: Any, name: str, topics: tuple[Topic, ...], sources: list[Source]
+) -> tuple[DigestSettings, ...]:
+    if not isinstance(entries, list):
+        raise ConfigError(f"{name}: 'digests' must be an array of tables ([[digests]])")
+    known_topics = [t.id for t in topics]
+    known_documents = [s.id for s in sources]
+    digests: list[DigestSettings] = []
+    for position, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{name}: digests entry #{position} must be a table")
+        label = f"'{entry['id']}'" if isinstance(entry.get("id"), str) else f"#{position}"
+        where = f"{name}: [[digests]] {label}"
+        _check_keys(entry, DIGEST_KEYS, where)
+        for key in ("id", "to"):
+            if key not in entry:
+                raise ConfigError(f"{where}: missing required key '{key}'")
+        digest_id = _string(entry["id"], f"{where}: key 'id'")
+        if not DIGEST_ID.match(digest_id):
+            raise ConfigError(
+                f"{where}: key 'id' must be a lowercase slug such as 'daily'"
+                " (letters, digits, '-', '_')"
+            )
+        if any(d.id == digest_id for d in digests):
+            raise ConfigError(f"{where}: key 'id' duplicates an earlier digest")
+        to = entry["to"]
+        if isinstance(to, str):
+            to = [to]
+        if not isinstance(to, list) or not to:
+            raise ConfigError(f"{where}: key 'to' must be a non-empty list of addresses")
+        recipients = tuple(_address(a, f"{where}: key 'to'") for a in to)
+        period = _string(entry.get("period", "daily"), f"{where}: key 'period'")
+        if period not in DIGEST_PERIODS:
+            raise ConfigError(
+                f"{where}: key 'period' must be one of {', '.join(DIGEST_PERIODS)}, got {period!r}"
+            )
+        chosen: dict[str, tuple[str, ...]] = {}
+        for key, known in (("topics", known_topics), ("documents", known_documents)):
+            value = entry.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: key '{key}' must be a list of strings")
+            for item in value:
+                if item not in known:
+                    raise ConfigError(
+                        f"{where}: key '{key}': unknown {key[:-1]} {item!r}"
+                        f" (known: {', '.join(known) or 'none'})"
+                    )
+            chosen[key] = tuple(dict.fromkeys(value))
+        cosmetic = entry.get("cosmetic", False)
+        if not isinstance(cosmetic, bool):
+            raise ConfigError(f"{where}: key 'cosmetic' must be true or false")
+        digests.append(
+            DigestSettings(
+                digest_id, recipients, period, chosen["topics"], chosen["documents"], cosmetic
+            )
+        )
+    return tuple(digests)
+
+
+def _address(value: Any, where: str) -> str:
+    """An address as a header takes it ('Name <a@b.org>' or 'a@b.org'), checked loosely."""
+    text = _string(value, where).strip()
+    found = getaddresses([text])
+    address = found[0][1] if len(found) == 1 else ""
+    local, _, domain = address.rpartition("@")
+    if not local or not domain or any(c.isspace() for c in address) or "\n" in text:
+        raise ConfigError(
+            f"{where} must be an email address such as 'reader@example.org', got {value!r}"
+        )
+    return text
 
 
 def _parse_schedule(table: dict[str, Any], name: str) -> ScheduleSettings:

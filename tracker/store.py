@@ -125,7 +125,8 @@ class Store:
         found = set()
         for meta in self.root.rglob("*.json"):
             rel = meta.parent.relative_to(self.root)
-            if rel.parts and rel.parts[0] != RUNS_DIR and not meta.name.startswith("."):
+            # `_runs`, `_imports`, `_digests`: the store's own records; ids never start with _.
+            if rel.parts and not rel.parts[0].startswith("_") and not meta.name.startswith("."):
                 found.add("/".join(rel.parts))
         return sorted(found)
 
