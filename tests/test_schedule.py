@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -221,3 +222,72 @@ def test_seven_at_the_top_of_a_range(cron: str, names: str) -> None:
 def test_day_of_month_and_weekday_together_are_refused() -> None:
     with pytest.raises(ConfigError, match="cron reads as either"):
         parse_cron("0 0 1 * mon")
+
+
+@pytest.mark.timeout(120)
+def test_scheduler_builds_the_site_and_sends_the_digest(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """Every job of the unattended setup in one scheduler: run, site, digest over SMTP."""
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.received: list[bytes] = []
+
+        async def handle_DATA(self, server, session, envelope) -> str:
+            self.received.append(envelope.content)
+            return "250 OK"
+
+    inbox = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    pages = iter(range(1000))
+    httpserver.expect_request("/t").respond_with_handler(
+        lambda _: Response(
+            f"<main><p>Police may ask {next(pages)} times.</p></main>", content_type="text/html"
+        )
+    )
+    write_config(tmp_path, [document_entry("acme/terms", httpserver.url_for("/t"))])
+    with (tmp_path / "tracker.toml").open("a") as handle:
+        handle.write(
+            '\n[schedule]\nrun = "*/1 * * * * *"\nsite = "*/2 * * * * *"\n'
+            f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+            'sender = "tracker@example.org"\n'
+            '\n[[digests]]\nid = "now"\nto = ["reader@example.org"]\nschedule = "*/3 * * * * *"\n'
+        )
+    proc = cli_process(tmp_path, "schedule")
+    try:
+        assert wait_for(lambda: len(inbox.received) >= 1, 60), proc.stderr
+        assert wait_for(lambda: (tmp_path / "site" / "changes.json").is_file(), 30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        controller.stop()
+    assert proc.returncode == 0, err
+    for job in ("run", "site", "digest:now"):
+        assert f"scheduled {job}" in err, err
+    assert "digest now: sent" in err
+    ledger = tmp_path / "snapshots" / "_digests" / "now.json"
+    assert ledger.is_file()
+    assert b"Police may ask" in inbox.received[0]
+    assert_consistent(tmp_path)
+
+
+def test_digests_are_scheduled_by_period_unless_they_say(tmp_path: Path) -> None:
+    path = write_config(tmp_path, [])
+    with path.open("a") as handle:
+        handle.write(
+            '\n[[digests]]\nid = "d"\nto = ["a@example.org"]\n'
+            '\n[[digests]]\nid = "w"\nto = ["a@example.org"]\nperiod = "weekly"\n'
+            '\n[[digests]]\nid = "x"\nto = ["a@example.org"]\nschedule = "30 18 * * fri"\n'
+        )
+    crons = {d.id: d.cron for d in load_config(path).digests}
+    assert crons == {"d": "0 7 * * *", "w": "0 7 * * 1", "x": "30 18 * * fri"}
+    with path.open("a") as handle:
+        handle.write('\n[[digests]]\nid = "bad"\nto = ["a@example.org"]\nschedule = "61 * * * *"\n')
+    with pytest.raises(ConfigError, match=r"\[\[digests\]\] 'bad': key 'schedule'"):
+        load_config(path)

@@ -266,6 +266,25 @@ def schedule(obj: Context) -> None:
         if config.site.build_after_run:
             site_job(stop)
 
+    def digest_job(digest_id: str) -> Any:
+        def send_digest(stop: threading.Event) -> None:
+            from .digest import run_digests
+
+            try:
+                with Tracker.open(config) as tracker:
+                    # A run may hold the store for a while; a digest can wait for it.
+                    (outcome,) = run_digests(tracker, [digest_id], wait=600)
+            except TrackerError as exc:
+                log.error("digest %s skipped: %s", digest_id, exc)
+                return
+            if outcome.status == "failed":
+                log.error("digest %s not sent (retried next time): %s", digest_id, outcome.error)
+            else:
+                count = len(outcome.changes)
+                log.info("digest %s: %s, %d changes", digest_id, outcome.status, count)
+
+        return send_digest
+
     def site_job(stop: threading.Event) -> None:
         try:
             with Tracker.open(config) as tracker:
@@ -286,6 +305,11 @@ def schedule(obj: Context) -> None:
         jobs["report"] = (config.schedule.report, report_job)
     if config.schedule.site.strip():
         jobs["site"] = (config.schedule.site, site_job)
+    if config.digests and config.smtp is None:
+        log.warning("digests are configured but [smtp] is not: no digest will be sent")
+    elif config.digests:
+        for settings in config.digests:
+            jobs[f"digest:{settings.id}"] = (settings.cron, digest_job(settings.id))
     if not jobs:
         raise click.UsageError("nothing to schedule: [schedule] has no 'run', 'report' or 'site'")
 

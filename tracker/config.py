@@ -48,7 +48,9 @@ TOP_KEYS = {
 }
 SMTP_KEYS = {"host", "port", "security", "username", "sender", "ca_file", "timeout"}
 SMTP_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
-DIGEST_KEYS = {"id", "to", "period", "topics", "documents", "cosmetic"}
+DIGEST_KEYS = {"id", "to", "period", "topics", "documents", "cosmetic", "schedule"}
+# When `tos-tracker schedule` sends each digest unless it says otherwise (its own cron).
+DIGEST_SCHEDULES = {"daily": "0 7 * * *", "weekly": "0 7 * * 1"}
 DIGEST_PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 # Digest ids name a ledger file (`snapshots/_digests/<id>.json`): one flat slug.
 DIGEST_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -117,6 +119,11 @@ class DigestSettings:
     topics: tuple[str, ...] = ()  # empty: every change; else only changes flagged with these
     documents: tuple[str, ...] = ()  # empty: every document
     cosmetic: bool = False
+    schedule: str = ""  # cron for `tos-tracker schedule`; empty: by period (07:00, Mondays)
+
+    @property
+    def cron(self) -> str:
+        return self.schedule or DIGEST_SCHEDULES[self.period]
 
     @property
     def window(self) -> timedelta:
@@ -227,7 +234,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
         seen.add(source.id)
         sources.append(source)
     smtp = _parse_smtp(data["smtp"], name, root) if "smtp" in data else None
-    digests = _parse_digests(data.get("digests", []), name, topics, sources)
+    digests = _parse_digests(data.get("digests", []), name, topics, sources, schedule.timezone)
     return Config(
         path=None,
         sources=tuple(sources),
@@ -303,7 +310,11 @@ def _parse_smtp(table: Any, name: str, root: Path) -> SmtpSettings:
 
 
 def _parse_digests(
-    entries: Any, name: str, topics: tuple[Topic, ...], sources: list[Source]
+    entries: Any,
+    name: str,
+    topics: tuple[Topic, ...],
+    sources: list[Source],
+    timezone: str = "UTC",
 ) -> tuple[DigestSettings, ...]:
     if not isinstance(entries, list):
         raise ConfigError(f"{name}: 'digests' must be an array of tables ([[digests]])")
@@ -353,9 +364,18 @@ def _parse_digests(
         cosmetic = entry.get("cosmetic", False)
         if not isinstance(cosmetic, bool):
             raise ConfigError(f"{where}: key 'cosmetic' must be true or false")
+        cron = _string(entry.get("schedule", ""), f"{where}: key 'schedule'").strip()
+        if cron:
+            parse_cron(cron, timezone, where=f"{where}: key 'schedule'")
         digests.append(
             DigestSettings(
-                digest_id, recipients, period, chosen["topics"], chosen["documents"], cosmetic
+                digest_id,
+                recipients,
+                period,
+                chosen["topics"],
+                chosen["documents"],
+                cosmetic,
+                cron,
             )
         )
     return tuple(digests)
