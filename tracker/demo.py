@@ -57,6 +57,7 @@ class DemoCapture:
     captured_at: datetime
     body: bytes
     origin: dict[str, Any]
+    file: str = ""  # its name in tracker/demo_data
 
 
 def bundled_captures() -> list[DemoCapture]:
@@ -69,7 +70,13 @@ def bundled_captures() -> list[DemoCapture]:
         if hashlib.sha256(body).hexdigest() != entry["sha256"]:
             raise TrackerError(f"bundled demo file {entry['file']} does not match its sha256")
         captures.append(
-            DemoCapture(entry["document"], parse_iso(entry["captured_at"]), body, entry["origin"])
+            DemoCapture(
+                entry["document"],
+                parse_iso(entry["captured_at"]),
+                body,
+                entry["origin"],
+                entry["file"],
+            )
         )
     return sorted(captures, key=lambda c: c.captured_at)
 
@@ -165,7 +172,7 @@ def _import_item(capture: DemoCapture) -> ImportItem:
         capture.captured_at,
         capture.body,
         "html",
-        {"source": "folder", "file": f"tracker/demo_data ({capture.document})", "manifest": origin},
+        {"source": "folder", "file": f"tracker/demo_data/{capture.file}", "manifest": origin},
         capture.origin.get("original_url"),
     )
 
