@@ -189,7 +189,8 @@ def test_every_local_link_resolves_and_nothing_loads_from_outside(demo: Path) ->
         for tag in soup.find_all(src=True):
             assert not urlsplit(tag["src"]).scheme, f"{page} loads {tag['src']}"
         for tag in soup.find_all("link", href=True):
-            assert not urlsplit(tag["href"]).scheme, f"{page} loads {tag['href']}"
+            # data: is inline (the empty favicon that spares a 404); nothing else has a scheme
+            assert urlsplit(tag["href"]).scheme in ("", "data"), f"{page} loads {tag['href']}"
 
 
 def test_pages_are_accessible_in_structure(demo: Path) -> None:
@@ -522,3 +523,135 @@ def test_site_settings_are_checked(workdir: Path, table: str, message: str) -> N
     result = invoke("site", "build")
     assert result.exit_code == 2
     assert message in result.output
+
+
+# --- review regressions: stale files, config edits, interrupted builds, hostile values -------
+
+
+def _two_version_tracker(httpserver: HTTPServer, make_tracker, clock: Clock, **entry: object):
+    bodies = [
+        b"<main><h1>Terms</h1><p>Police may ask for data.</p></main>",
+        b"<main><h1>Terms</h1><p>Police may never ask for data.</p></main>",
+    ]
+    for body in bodies:
+        httpserver.expect_ordered_request("/t").respond_with_data(body, content_type="text/html")
+    tracker = make_tracker([document_entry("acme/terms", httpserver.url_for("/t"), **entry)])
+    for _ in bodies:
+        assert run(tracker, clock=clock).failed == 0
+        clock.advance(days=1)
+    return tracker
+
+
+def _reconfigure(tracker: Tracker, **changes: object) -> Tracker:
+    source = dataclasses.replace(tracker.config.sources[0], **changes)
+    return Tracker.open(dataclasses.replace(tracker.config, sources=(source,)))
+
+
+def test_config_edits_reach_every_page_and_json(
+    httpserver: HTTPServer, make_tracker, clock: Clock, tmp_path: Path
+) -> None:
+    tracker = _two_version_tracker(httpserver, make_tracker, clock)
+    out = tmp_path / "site"
+    build_site(tracker, out)
+    with _reconfigure(tracker, service="NewCo", url="https://moved.example/terms") as moved:
+        build_site(moved, out)
+    (entry,) = json.loads((out / "changes.json").read_text(encoding="utf-8"))
+    assert entry["service"] == "NewCo"
+    assert entry["document_url"] == "https://moved.example/terms"
+    page = soup_of(out / entry["url"])
+    assert "NewCo" in page.get_text() and page.find("a", href="https://moved.example/terms")
+
+
+def test_files_a_build_no_longer_makes_are_removed_even_after_a_full_build(
+    httpserver: HTTPServer, make_tracker, clock: Clock, tmp_path: Path
+) -> None:
+    tracker = _two_version_tracker(httpserver, make_tracker, clock)
+    out = tmp_path / "site"
+    build_site(tracker, out)
+    topic = out / layout.topic_page("military")
+    assert topic.is_file()
+    fewer = dataclasses.replace(
+        tracker.config, topics=tuple(t for t in tracker.config.topics if t.id != "military")
+    )
+    with Tracker.open(fewer) as changed:
+        stats = build_site(changed, out, full=True)  # new fingerprint and --full
+    assert stats.removed >= 2
+    assert not topic.exists() and not (out / layout.feed("topics", "military")).exists()
+
+
+def test_an_interrupted_build_is_not_trusted_by_the_next(
+    httpserver: HTTPServer,
+    make_tracker,
+    clock: Clock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tracker = _two_version_tracker(httpserver, make_tracker, clock)
+    out = tmp_path / "site"
+    build_site(tracker, out)
+    from tracker import site as site_module
+
+    real_write = site_module.SiteWriter.write
+    calls = {"n": 0}
+
+    def dying_write(self, path, data, key=None):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt  # the build is killed part way
+        return real_write(self, path, data, key)
+
+    with _reconfigure(tracker, title="Title Two") as renamed:
+        monkeypatch.setattr(site_module.SiteWriter, "write", dying_write)
+        with pytest.raises(KeyboardInterrupt):
+            build_site(renamed, out)
+        monkeypatch.setattr(site_module.SiteWriter, "write", real_write)
+    build_site(tracker, out)  # back to the original title
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".json", ".atom"):
+            assert "Title Two" not in path.read_text(encoding="utf-8"), path
+
+
+def test_feeds_drop_characters_xml_forbids(
+    httpserver: HTTPServer, make_tracker, clock: Clock, tmp_path: Path
+) -> None:
+    from lxml import etree
+
+    bodies = [
+        b"<main><p>Police may ask.</p></main>",
+        "<main><p>Police may ask \ufffe now.</p></main>".encode(),
+    ]
+    for body in bodies:
+        httpserver.expect_ordered_request("/t").respond_with_data(body, content_type="text/html")
+    entry = document_entry("acme/terms", httpserver.url_for("/t"))
+    entry["title"] = "Bell\u0007 terms"
+    tracker = make_tracker([entry])
+    for _ in bodies:
+        assert run(tracker, clock=clock).failed == 0
+        clock.advance(days=1)
+    build_site(tracker, tmp_path / "site")
+    for feed in (tmp_path / "site" / "feeds").rglob("*.atom"):
+        etree.fromstring(feed.read_bytes())  # strict XML parser: raises on a bad character
+        assert not parse_feed(feed).bozo, feed
+
+
+def test_a_non_http_address_is_never_a_link(make_tracker, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tracker.importer import ImportItem, import_items
+
+    tracker = make_tracker([])
+    item = ImportItem(
+        datetime(2024, 1, 1, tzinfo=UTC),
+        b"Terms\n\nPolice may ask for data, as long as it is lawful and proportionate.\n",
+        "text",
+        {"source": "folder", "file": "x.txt"},
+        "javascript:alert(document.domain)",
+    )
+    import_items(tracker, "evil/doc", [item])
+    tracker.index.rebuild(tracker.store, tracker.config.sources)
+    build_site(tracker, tmp_path / "site")
+    for page in (tmp_path / "site").rglob("*.html"):
+        for link in soup_of(page).find_all(href=True):
+            assert not link["href"].lower().startswith("javascript:"), page
+    (document,) = json.loads((tmp_path / "site/documents.json").read_text(encoding="utf-8"))
+    assert document["url"] is None

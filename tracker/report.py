@@ -129,7 +129,9 @@ class Row:
     def changed(self) -> bool:
         if self.left is None or self.right is None:
             return True
-        return any(op for op, _ in self.left) or any(op for op, _ in self.right)
+        if any(op for op, _ in self.left) or any(op for op, _ in self.right):
+            return True
+        return "".join(t for _, t in self.left) != "".join(t for _, t in self.right)
 
 
 def side_by_side(ops: tuple[tuple[int, str], ...], context: int = CONTEXT_LINES) -> list[Row]:
@@ -180,6 +182,8 @@ def side_by_side(ops: tuple[tuple[int, str], ...], context: int = CONTEXT_LINES)
                     extra_right.append(tuple(right))
                     right = []
             if part:
+                if op == 0 and not left and not right:
+                    flush()  # unchanged text starts a line: one side's extra lines end here
                 if op <= 0:
                     left.append((op, part))
                 if op >= 0:

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 
@@ -88,6 +90,12 @@ class DocumentData:
     versions: list[Version]
     status: dict[str, Any]
     changes: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+
+    @property
+    def source_url(self) -> str | None:
+        """The configured address, as `diff --json` reports it (None once unconfigured)."""
+        return self.source.url if self.source else None
+
     spans: list[Span] = field(default_factory=list)
 
     @property
@@ -108,9 +116,16 @@ class DocumentData:
 class SiteWriter:
     """Writes outputs, skipping those whose inputs are unchanged; removes stale ones."""
 
-    def __init__(self, out: Path, previous: dict[str, str], stats: BuildStats) -> None:
+    def __init__(
+        self,
+        out: Path,
+        previous: dict[str, str],
+        stats: BuildStats,
+        made: dict[str, str] | None = None,
+    ) -> None:
         self.out = out
         self.previous = previous
+        self.made = made if made is not None else previous
         self.current: dict[str, str] = {}
         self.stats = stats
 
@@ -141,26 +156,53 @@ class SiteWriter:
         target = self.out / path
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(source, temp)
-        temp.replace(target)
+        try:
+            shutil.copyfile(source, temp)
+            temp.replace(target)
+        finally:
+            temp.unlink(missing_ok=True)
         self.current[path] = key
         self.stats.written += 1
 
     def finish(self, fingerprint: str) -> None:
-        for path in sorted(set(self.previous) - set(self.current)):
+        for path in sorted(set(self.made) - set(self.current)):
             target = self.out / path
             if target.is_file():
                 target.unlink()
                 self.stats.removed += 1
                 _prune_empty(target.parent, self.out)
-        manifest = {"fingerprint": fingerprint, "outputs": self.current}
-        atomic_write(self.out / MANIFEST, json.dumps(manifest, indent=0).encode("utf-8"))
+        _write_manifest(
+            self.out, {"fingerprint": fingerprint, "outputs": self.current, "complete": True}
+        )
+
+
+def _read_manifest(out: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return {}  # none yet, or damaged: that only costs a full rebuild
+    return data if isinstance(data, dict) else {}
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    atomic_write(out / MANIFEST, json.dumps(manifest, indent=0).encode("utf-8"))
 
 
 def _prune_empty(folder: Path, root: Path) -> None:
     while folder != root and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
         folder = folder.parent
+
+
+def web_url(url: str | None) -> str | None:
+    """`url` if it is an http(s) address, else None: never a `javascript:` link."""
+    if not url or urlsplit(url).scheme not in ("http", "https"):
+        return None
+    return url
+
+
+# Characters XML 1.0 forbids: escaping cannot help, so they are dropped from feeds.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def site_env(config: Config) -> jinja2.Environment:
@@ -200,16 +242,15 @@ def build_site(
     with _build_lock(out):
         env = site_env(config)
         fingerprint = _fingerprint(config, env)
-        previous: dict[str, str] = {}
-        manifest_path = out / MANIFEST
-        if manifest_path.is_file() and not full:
-            try:
-                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-                if manifest.get("fingerprint") == fingerprint:
-                    previous = dict(manifest.get("outputs", {}))
-            except (ValueError, OSError):
-                previous = {}  # a damaged manifest only costs a full rebuild
-        writer = SiteWriter(out, previous, stats)
+        manifest = _read_manifest(out)
+        made: dict[str, str] = dict(manifest.get("outputs", {}))
+        # Keys are trusted only from a build that finished with the same templates,
+        # topics and settings; the list of files made is always kept, so whatever a
+        # previous build wrote and this one does not is still deleted.
+        trusted = manifest.get("complete") and manifest.get("fingerprint") == fingerprint
+        previous = made if trusted and not full else {}
+        _write_manifest(out, {"fingerprint": fingerprint, "outputs": made, "complete": False})
+        writer = SiteWriter(out, previous, stats, made)
         documents = [
             _build_document(tracker, env, writer, document)
             for document in tracker.known_documents()
@@ -267,7 +308,7 @@ def _build_document(
         source=source,
         title=source.title if source else row.get("title") or document,
         service=source.service if source else row.get("service") or "",
-        url=source.url if source else row.get("url"),
+        url=web_url(source.url if source else row.get("url")),
         versions=versions,
         status=row,
     )
@@ -320,7 +361,15 @@ def _change(
     data_path = layout.change_data(document.id, after.captured_at)
     key = hashlib.sha256(
         json.dumps(
-            [_version_key(before), _version_key(after), neighbours, document.title],
+            [
+                _version_key(before),
+                _version_key(after),
+                neighbours,
+                document.title,
+                document.service,
+                document.url,
+                document.source_url,
+            ],
             sort_keys=True,
             default=str,
         ).encode()
@@ -356,7 +405,7 @@ def _version_key(version: Version) -> list[Any]:
 
 def change_entry(change: Change, document: DocumentData) -> dict[str, Any]:
     """The `diff --json` object plus where it lives on the site and what it is about."""
-    entry = change_json(change, document.url)
+    entry = change_json(change, document.source_url)
     topics = sorted({f.topic for f in change.flags})
     labels = list(dict.fromkeys(f.label for f in change.flags))
     entry.update(
@@ -628,7 +677,7 @@ def _write_feeds(
             site_url=config.site.site_url,
             self_url=layout.absolute(config.site.site_url, path),
         )
-        writer.write(path, xml)
+        writer.write(path, _NOT_XML.sub("", xml))
 
 
 def _feed_id(config: Config, path: str) -> str:

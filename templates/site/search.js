@@ -10,7 +10,7 @@
   var LIMIT = 200;
 
   function fold(text) {
-    return text.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+    return text.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase().replace(/ß/g, "ss");
   }
 
   var folded = data ? data.clauses.map(function (c) { return fold(c[4]); }) : [];
@@ -31,21 +31,33 @@
   function day(iso) { return iso.slice(0, 10); }
 
   function marked(text, words) {
-    // Wrap each match of a query word in <mark>, building nodes, never HTML.
+    // Wrap each match of a query word in <mark>, building nodes, never HTML. Matching
+    // runs on the folded text; `origin` maps each folded character back to the
+    // original one, since folding can change lengths ("…" becomes "...").
+    var folded = "", origin = [];
+    for (var i = 0; i < text.length; i++) {
+      var piece = fold(text[i]);
+      for (var k = 0; k < piece.length; k++) { folded += piece[k]; origin.push(i); }
+    }
+    origin.push(text.length);
     var out = document.createDocumentFragment();
-    var lower = fold(text);
-    var at = 0;
-    while (at < text.length) {
+    var at = 0, from = 0;
+    while (from < folded.length) {
       var best = -1, len = 0;
       words.forEach(function (w) {
-        var i = lower.indexOf(w, at);
-        if (i !== -1 && (best === -1 || i < best)) { best = i; len = w.length; }
+        var found = folded.indexOf(w, from);
+        if (found !== -1 && (best === -1 || found < best)) { best = found; len = w.length; }
       });
-      if (best === -1 || lower.length !== text.length) { out.appendChild(document.createTextNode(text.slice(at))); break; }
-      if (best > at) { out.appendChild(document.createTextNode(text.slice(at, best))); }
-      out.appendChild(el("mark", text.slice(best, best + len)));
-      at = best + len;
+      if (best === -1) { break; }
+      var start = origin[best], end = origin[best + len - 1] + 1;
+      if (start >= at) {
+        if (start > at) { out.appendChild(document.createTextNode(text.slice(at, start))); }
+        out.appendChild(el("mark", text.slice(start, end)));
+        at = end;
+      }
+      from = best + len;
     }
+    if (at < text.length) { out.appendChild(document.createTextNode(text.slice(at))); }
     return out;
   }
 
@@ -97,6 +109,8 @@
 
   var query = new URLSearchParams(window.location.search).get("q") || "";
   input.value = query;
+  var top = document.getElementById("q-top");
+  if (top) { top.value = query; }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var url = new URL(window.location.href);
