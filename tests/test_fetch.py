@@ -18,7 +18,9 @@ from tracker.errors import FetchError
 from tracker.fetch import USER_AGENT, Fetcher
 from tracker.models import Source, Validators
 
-FAST = FetchSettings(timeout=2, retries=2, backoff=0.01, max_retry_after=5)
+# No spacing between requests and no robots.txt here; tests/test_politeness.py covers them.
+QUIET = {"host_delay": 0, "robots": False}
+FAST = FetchSettings(timeout=2, retries=2, backoff=0.01, max_retry_after=5, **QUIET)
 
 
 def source(url: str, doc_id: str = "test/doc") -> Source:
@@ -129,7 +131,7 @@ def test_timeout_is_explicit_and_reported(httpserver: HTTPServer) -> None:
         return Response("<p>late</p>")
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
-    settings = FetchSettings(timeout=0.2, retries=0, backoff=0)
+    settings = FetchSettings(timeout=0.2, retries=0, backoff=0, **QUIET)
     with pytest.raises(FetchError) as info:
         Fetcher(settings).fetch(source(httpserver.url_for("/slow")))
     assert info.value.kind == "timeout"
@@ -149,7 +151,9 @@ def test_connection_refused_is_a_connection_error() -> None:
 def test_body_over_the_size_cap_is_refused(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/big").respond_with_data(b"x" * 5000)
     with pytest.raises(FetchError) as info:
-        Fetcher(FetchSettings(max_bytes=1000, retries=0)).fetch(source(httpserver.url_for("/big")))
+        Fetcher(FetchSettings(max_bytes=1000, retries=0, **QUIET)).fetch(
+            source(httpserver.url_for("/big"))
+        )
     assert info.value.kind == "too_large"
 
 
@@ -193,7 +197,7 @@ def test_concurrent_but_never_more_than_per_host(
     # Two host names for the same loopback server: 127.0.0.1 and localhost (from /etc/hosts).
     sources = [source(f"http://127.0.0.1:{port}/a{i}", f"a/{i}") for i in range(4)]
     sources += [source(f"http://localhost:{port}/b{i}", f"b/{i}") for i in range(4)]
-    fetcher = Fetcher(FetchSettings(workers=8, per_host=1, retries=0))
+    fetcher = Fetcher(FetchSettings(workers=8, per_host=1, retries=0, **QUIET))
     started = time.perf_counter()
     results = list(fetcher.fetch_all(sources, lambda s: None))
     elapsed = time.perf_counter() - started
@@ -207,7 +211,9 @@ def test_per_host_limit_of_two(counting_server: tuple[int, dict[str, int]]) -> N
     port, peak = counting_server
     sources = [source(f"http://127.0.0.1:{port}/a{i}", f"a/{i}") for i in range(6)]
     list(
-        Fetcher(FetchSettings(workers=6, per_host=2, retries=0)).fetch_all(sources, lambda s: None)
+        Fetcher(FetchSettings(workers=6, per_host=2, retries=0, **QUIET)).fetch_all(
+            sources, lambda s: None
+        )
     )
     assert peak["127.0.0.1"] == 2
 
@@ -262,7 +268,7 @@ def drip_server() -> Iterator[tuple[int, list[str]]]:
 
 def test_a_slow_drip_body_times_out_as_a_whole(drip_server: tuple[int, list[str]]) -> None:
     port, _ = drip_server
-    settings = FetchSettings(timeout=1, retries=0)
+    settings = FetchSettings(timeout=1, retries=0, **QUIET)
     started = time.perf_counter()
     with pytest.raises(FetchError) as info:
         Fetcher(settings).fetch(source(f"http://127.0.0.1:{port}/drip"))

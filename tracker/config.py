@@ -31,7 +31,18 @@ PROJECT_URL = "https://github.com/tos-tracker/tos-tracker"
 # Slugs become folder names under the store, so keep them to a safe alphabet.
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
-DOCUMENT_KEYS = {"id", "service", "title", "url", "select", "remove"}
+DOCUMENT_KEYS = {
+    "id",
+    "service",
+    "title",
+    "url",
+    "select",
+    "remove",
+    "robots",
+    "allow_hosts",
+    "min_chars",
+    "max_shrink",
+}
 REQUIRED_DOCUMENT_KEYS = ("id", "service", "title", "url")
 TOP_KEYS = {
     "store",
@@ -68,6 +79,11 @@ FETCH_KEYS = {
     "per_host",
     "user_agent",
     "max_bytes",
+    "robots",
+    "host_delay",
+    "min_chars",
+    "max_shrink",
+    "confirm_shrink",
 }
 REPORT_KEYS = {"templates"}
 
@@ -84,6 +100,11 @@ class FetchSettings:
     per_host: int = 1
     user_agent: str | None = None
     max_bytes: int = 20 * 1024 * 1024
+    robots: bool = True  # honour robots.txt (a document may say robots = false)
+    host_delay: float = 1.0  # seconds between two requests to one host
+    min_chars: int = 100  # a text shorter than this is not the document
+    max_shrink: float = 0.5  # a text that loses more than this share at once is suspect...
+    confirm_shrink: int = 3  # ...until this many fetches in a row say the same
 
 
 @dataclass(frozen=True)
@@ -411,12 +432,16 @@ def _parse_fetch(table: dict[str, Any], name: str) -> FetchSettings:
     _check_keys(table, FETCH_KEYS, f"{name}: [fetch]")
     defaults = FetchSettings()
     values: dict[str, Any] = {}
-    for key in ("timeout", "backoff", "max_retry_after"):
+    for key in ("timeout", "backoff", "max_retry_after", "host_delay"):
         if key in table:
             values[key] = _number(table[key], f"{name}: [fetch] key '{key}'", minimum=0)
-    for key in ("retries", "workers", "per_host", "max_bytes"):
+    if "max_shrink" in table:
+        values["max_shrink"] = _share(table["max_shrink"], f"{name}: [fetch] key 'max_shrink'")
+    if "robots" in table:
+        values["robots"] = _bool(table["robots"], f"{name}: [fetch] key 'robots'")
+    for key in ("retries", "workers", "per_host", "max_bytes", "min_chars", "confirm_shrink"):
         if key in table:
-            minimum = 0 if key == "retries" else 1
+            minimum = 0 if key in ("retries", "min_chars") else 1
             value = table[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ConfigError(
@@ -474,6 +499,18 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
                     f"{str(exc).splitlines()[0]}"
                 ) from None
         selectors[key] = tuple(value)
+    robots = _bool(entry["robots"], f"{where}: key 'robots'") if "robots" in entry else None
+    hosts = entry.get("allow_hosts", [])
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h.strip() for h in hosts):
+        raise ConfigError(f"{where}: key 'allow_hosts' must be a list of host names")
+    min_chars = entry.get("min_chars")
+    if min_chars is not None and (
+        not isinstance(min_chars, int) or isinstance(min_chars, bool) or min_chars < 0
+    ):
+        raise ConfigError(f"{where}: key 'min_chars' must be an integer >= 0, got {min_chars!r}")
+    max_shrink = entry.get("max_shrink")
+    if max_shrink is not None:
+        max_shrink = _share(max_shrink, f"{where}: key 'max_shrink'")
     return Source(
         id=doc_id,
         service=entry["service"].strip(),
@@ -481,7 +518,23 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
         url=url,
         select=selectors["select"],
         remove=selectors["remove"],
+        robots=robots,
+        allow_hosts=tuple(h.strip().lower().removeprefix("www.") for h in hosts),
+        min_chars=min_chars,
+        max_shrink=max_shrink,
     )
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+def _share(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{where} must be a share between 0 and 1 (0.5 is half), got {value!r}")
+    return float(value)
 
 
 def _table(data: dict[str, Any], key: str, name: str) -> dict[str, Any]:

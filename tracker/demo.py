@@ -93,6 +93,14 @@ class _Site:
 def _handler(site: _Site) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/robots.txt":  # asked once per run; allows everything
+                rules = b"User-agent: *\nAllow: /\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(rules)))
+                self.end_headers()
+                self.wfile.write(rules)
+                return
             site.requests += 1
             body = site.pages.get(self.path)
             if body is None:
@@ -138,6 +146,7 @@ def demo_config(base_url: str) -> str:
         "timeout = 10",
         "retries = 1",
         "backoff = 0.2",
+        "host_delay = 0  # one local server; a real site gets the default 1 s between requests",
         "",
     ]
     for doc_id, spec in DEMO_DOCUMENTS.items():

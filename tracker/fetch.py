@@ -24,6 +24,7 @@ from . import __version__
 from .config import PROJECT_URL, FetchSettings
 from .errors import FetchError
 from .models import FetchResult, Source, Validators
+from .robots import RobotsRules
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,25 @@ class Fetcher:
         self.sleep = sleep
         self.clock = clock
         self._host_limits: dict[str, threading.Semaphore] = {}
+        self._host_last: dict[str, float] = {}  # monotonic time each host was last asked
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
+        self.robots = RobotsRules(self._get_robots)
+
+    def _get_robots(self, url: str) -> requests.Response:
+        self._space(url)
+        return self.session.get(url, timeout=self.settings.timeout, stream=True)
+
+    def _space(self, url: str) -> None:
+        """Wait until `host_delay` has passed since the last request to the same host."""
+        host = (urlsplit(url).hostname or "").lower()
+        delay = self.settings.host_delay
+        with self._lock:
+            now = time.monotonic()
+            ready = max(now, self._host_last.get(host, -delay) + delay)
+            self._host_last[host] = ready  # claim the slot, so two threads never share it
+        if ready > now:
+            self.sleep(ready - now)
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
@@ -110,6 +128,10 @@ class Fetcher:
         with limit:
             if self._cancelled.is_set():
                 raise FetchError("cancelled", "the run was stopped before this fetch began")
+            if self.settings.robots if source.robots is None else source.robots:
+                refused = self.robots.check(source.url)
+                if refused is not None:
+                    raise refused
             return self.fetch(source, validators)
 
     def fetch(self, source: Source, validators: Validators | None = None) -> FetchResult:
@@ -124,6 +146,7 @@ class Fetcher:
         last_error: FetchError | None = None
         for attempt in range(1, settings.retries + 2):
             wait = settings.backoff * (2 ** (attempt - 1))
+            self._space(source.url)
             try:
                 response = self.session.get(
                     source.url, headers=headers, timeout=settings.timeout, stream=True
@@ -242,6 +265,7 @@ class Fetcher:
             not_modified=not_modified,
             attempts=attempts,
             elapsed=time.perf_counter() - started,
+            redirects=tuple(r.url for r in response.history),
         )
 
 

@@ -21,6 +21,10 @@ class Source:
     url: str
     select: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
+    robots: bool | None = None  # None: [fetch] robots decides; False: the operator may check it
+    allow_hosts: tuple[str, ...] = ()  # other sites a redirect may lead to
+    min_chars: int | None = None  # overrides [fetch] min_chars
+    max_shrink: float | None = None  # overrides [fetch] max_shrink
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class FetchResult:
     not_modified: bool = False
     attempts: int = 1
     elapsed: float = 0.0
+    redirects: tuple[str, ...] = ()  # the addresses passed through before final_url
 
 
 @dataclass(frozen=True)

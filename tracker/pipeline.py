@@ -6,6 +6,7 @@ error is recorded on the run and the last good version stays current.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -16,8 +17,17 @@ from .config import Config
 from .errors import FetchError, UnknownDocumentError
 from .extract import extract_text, extraction_key
 from .fetch import Clock, Fetcher, utcnow
+from .guards import GuardSettings, check_response, check_text
 from .index import Index, compute_change
-from .models import Change, DocumentOutcome, FetchResult, RunSummary, Source, Validators
+from .models import (
+    Change,
+    DocumentOutcome,
+    FetchResult,
+    RunSummary,
+    Source,
+    Validators,
+    Version,
+)
 from .store import Store, iso
 
 log = logging.getLogger(__name__)
@@ -178,6 +188,9 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
                 error="HTTP 304 but no stored copy to compare with",
             )
         return replace(base, version=current)
+    refused = check_response(source, fetched)
+    if refused is not None:
+        return replace(base, status="failed", error_kind=refused.kind, error=str(refused))
     try:
         text = extract_text(
             fetched.body, encoding=fetched.encoding, select=source.select, remove=source.remove
@@ -192,6 +205,9 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
             error="the page has no readable text (is it rendered by JavaScript?)",
         )
     previous = store.latest_version(source.id)
+    suspect = _implausible(tracker, source, text, previous)
+    if suspect is not None:
+        return replace(base, status="failed", error_kind=suspect.kind, error=str(suspect))
     capture, current = store.record(
         source.id,
         fetched,
@@ -213,6 +229,29 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
     return replace(
         base, status=status, version=current, change=change, snapshot_stored=capture is not None
     )
+
+
+def _implausible(
+    tracker: Tracker, source: Source, text: str, previous: Version | None
+) -> FetchError | None:
+    """Too short, or shrunk too far at once: held back until it is seen often enough."""
+    fetch = tracker.config.fetch
+    settings = GuardSettings(
+        min_chars=fetch.min_chars if source.min_chars is None else source.min_chars,
+        max_shrink=fetch.max_shrink if source.max_shrink is None else source.max_shrink,
+        confirm_shrink=fetch.confirm_shrink,
+    )
+    store = tracker.store
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    pending = store.pending(source.id)
+    repeats = int(pending.get("count", 0)) if pending.get("sha256") == digest else 0
+    before = store.read_text(previous) if previous is not None else None
+    error = check_text(text, before, settings, repeats=repeats)
+    if error is not None and error.kind == "shrank":
+        store.set_pending(source.id, {"kind": "shrank", "sha256": digest, "count": repeats + 1})
+    elif pending:
+        store.set_pending(source.id, None)
+    return error
 
 
 def _failed(source: Source, error: FetchError, clock: Clock) -> DocumentOutcome:

@@ -59,6 +59,9 @@ def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+PENDING = ".pending.json"  # a dot-file: never read as a capture
+
+
 def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write via a temporary file in the same folder, fsync, then rename into place.
 
@@ -351,10 +354,29 @@ class Store:
             },
             "version": version_meta,
             "extraction": extraction,
+            **({"redirects": list(fetched.redirects)} if fetched.redirects else {}),
             **extra,
         }
         atomic_write(folder / f"{stem}.json", _json_bytes(meta))
         return self._load_capture(document, folder / f"{stem}.json")
+
+    # --- suspect fetches awaiting confirmation ----------------------------------------
+
+    def pending(self, document: str) -> dict[str, Any]:
+        """What the last fetches of `document` were held back for (e.g. a big shrink)."""
+        path = self.document_dir(document) / PENDING
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def set_pending(self, document: str, data: dict[str, Any] | None) -> None:
+        path = self.document_dir(document) / PENDING
+        if data:
+            atomic_write(path, _json_bytes(data))
+        else:
+            path.unlink(missing_ok=True)
 
     # --- run journal -------------------------------------------------------------------
 
