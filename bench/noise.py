@@ -3,7 +3,7 @@
 
 python bench/noise.py [--json FILE]    # needs ../shared/corpus beside the repository
 
-Imports every dated file of `openai-usage-policies-combined-eu` (53 captures from
+Imports every dated file of `openai-usage-policies-combined-eu` (54 captures from
 2025-11 to 2026-08, most only "Updated: N days ago" apart) into a fresh store with
 the real `import` path, then counts what the index holds: versions kept, changes,
 cosmetic changes, changes that would alert a reader (not cosmetic), flagged changes,
