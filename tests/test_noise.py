@@ -389,6 +389,20 @@ def test_reextract_command(httpserver: HTTPServer, workdir: Path, clock: Clock) 
     assert len(history) == 2
 
 
+def test_html_imports_use_the_filters(tmp_path: Path) -> None:
+    folder = tmp_path / "import"
+    folder.mkdir()
+    (folder / "2024-01-01.html").write_text(PAGE)
+    noise = '[noise]\nremove = [".cookie-banner"]\ndrop_params = ["token"]\n'
+    with open_tracker(tmp_path, "https://example.org/", noise=noise) as tracker:
+        import_items(tracker, DOC, folder_items(folder)[0])
+        [version] = tracker.store.versions(DOC)
+        text = tracker.store.read_text(version)
+        assert "cookies" not in text and "[privacy policy](/privacy?lang=en)." in text
+        source = tracker.config.sources[0]
+        assert version.extraction == extraction_key((), (), source.noise)
+
+
 def test_reextract_keeps_text_imports(tmp_path: Path) -> None:
     folder = tmp_path / "import"
     folder.mkdir()
