@@ -221,6 +221,10 @@ _NOISE = [
     r"\b\d+\s+(?:contributors?|min(?:ute)?s?\s+read)\b",
     # Screen-reader labels that some extractions leave in link text.
     r"\(opens in a new (?:window|tab)\)",
+    # Page furniture that comes and goes with a redesign: a clause that is only the
+    # label of a table of contents or a skip link (never a sentence that mentions one).
+    r"^\W*(?:table of contents|contents|on this page|in this article|jump to|"
+    r"skip to (?:main )?content|back to top)\W*$",
 ]
 _DATELINE_LABEL = re.compile(
     r"^\W*(?:(?:this|the)\s+\w+\s+(?:was|is)\s+)?(?:last\s+)?(?:updated|modified|revised|"

@@ -331,6 +331,8 @@ def outcome_line(outcome: DocumentOutcome) -> str:
         detail = f"first version, {outcome.version.bytes} bytes of text"
     elif outcome.http_status == 304:
         detail = "not modified (304)"
+    elif outcome.note:
+        detail = outcome.note
     return f"{status} {outcome.document}" + (f"  {detail}" if detail else "")
 
 
@@ -714,6 +716,47 @@ def reindex(obj: Context) -> None:
             index.close()
     listing = ", ".join(f"{n} {table}" for table, n in counts.items())
     click.echo(f"Rebuilt {config.index_path} in {time.perf_counter() - started:.2f} s: {listing}")
+
+
+@cli.command()
+@click.option(
+    "--document", "documents", multiple=True, metavar="DOC", help="Only this document (repeatable)."
+)
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="If a run holds the store, wait this long for it before giving up (exit 3).",
+)
+@pass_context
+def reextract(
+    obj: Context, documents: tuple[str, ...], dry_run: bool, as_json: bool, wait: float
+) -> None:
+    """Re-run extraction over every stored raw snapshot, without fetching.
+
+    After a change of select/remove selectors, noise filters or the extractor, this
+    rebuilds each document's versions and changes from its raw snapshots (oldest
+    first, with the current settings) and prints, per document, versions, changes
+    and flagged changes before → after and which versions' text changed. Raw
+    snapshots are never modified; text imported as text is kept.
+    """
+    from .reextract import reextract as run_reextract
+
+    with obj.tracker() as tracker:
+        reports = run_reextract(tracker, documents, dry_run=dry_run, wait=wait)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in reports], indent=2, ensure_ascii=False))
+        return
+    for report in reports:
+        click.echo(report.line())
+        for kept in report.kept:
+            click.echo(f"  kept as it was: {kept}")
+    if dry_run:
+        click.echo("Dry run: nothing was written.")
 
 
 @cli.command()

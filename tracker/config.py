@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import soupsieve
 
 from .errors import ConfigError
-from .models import Source
+from .models import NoiseFilters, Source
 from .schedule import ScheduleSettings, parse_cron
 from .status import parse_duration
 from .topics import Topic, default_topics, merge_topics, parse_topics
@@ -42,6 +42,7 @@ DOCUMENT_KEYS = {
     "allow_hosts",
     "min_chars",
     "max_shrink",
+    "noise",
 }
 REQUIRED_DOCUMENT_KEYS = ("id", "service", "title", "url")
 TOP_KEYS = {
@@ -56,7 +57,13 @@ TOP_KEYS = {
     "site",
     "smtp",
     "digests",
+    "noise",
 }
+# [noise] (every document) and a document's own `noise` table; flip_window is global only.
+NOISE_KEYS = {"replace", "remove", "drop_params", "flip_window"}
+DOCUMENT_NOISE_KEYS = {"replace", "remove", "drop_params"}
+REPLACE_KEYS = {"pattern", "with"}
+DEFAULT_FLIP_WINDOW = 5
 SMTP_KEYS = {"host", "port", "security", "username", "sender", "ca_file", "timeout"}
 SMTP_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 DIGEST_KEYS = {"id", "to", "period", "topics", "documents", "cosmetic", "schedule"}
@@ -167,6 +174,8 @@ class Config:
     site: SiteSettings = field(default_factory=SiteSettings)
     smtp: SmtpSettings | None = None
     digests: tuple[DigestSettings, ...] = ()
+    # A new text equal to one of this many latest versions (but not the latest) is a flip.
+    flip_window: int = DEFAULT_FLIP_WINDOW
 
     def source(self, document_id: str) -> Source | None:
         return next((s for s in self.sources if s.id == document_id), None)
@@ -240,6 +249,15 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
     )
 
     site = _parse_site(_table(data, "site", name), name, root)
+    noise_table = _table(data, "noise", name)
+    _check_keys(noise_table, NOISE_KEYS, f"{name}: [noise]")
+    global_noise = parse_noise(noise_table, f"{name}: [noise]")
+    flip_window = noise_table.get("flip_window", DEFAULT_FLIP_WINDOW)
+    if not isinstance(flip_window, int) or isinstance(flip_window, bool) or flip_window < 0:
+        raise ConfigError(
+            f"{name}: [noise] key 'flip_window' must be an integer >= 0"
+            f" (0 or 1: no flip detection), got {flip_window!r}"
+        )
 
     documents = data.get("documents", [])
     if not isinstance(documents, list):
@@ -253,7 +271,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
                 f"{name}: document '{source.id}': key 'id' duplicates an earlier document"
             )
         seen.add(source.id)
-        sources.append(source)
+        sources.append(dataclasses.replace(source, noise=global_noise.plus(source.noise)))
     smtp = _parse_smtp(data["smtp"], name, root) if "smtp" in data else None
     digests = _parse_digests(data.get("digests", []), name, topics, sources, schedule.timezone)
     return Config(
@@ -269,6 +287,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
         site=site,
         smtp=smtp,
         digests=digests,
+        flip_window=flip_window,
     )
 
 
@@ -511,6 +530,13 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
     max_shrink = entry.get("max_shrink")
     if max_shrink is not None:
         max_shrink = _share(max_shrink, f"{where}: key 'max_shrink'")
+    noise = NoiseFilters()
+    if "noise" in entry:
+        table = entry["noise"]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: key 'noise' must be a table such as {{ replace = [...] }}")
+        _check_keys(table, DOCUMENT_NOISE_KEYS, f"{where}: key 'noise'")
+        noise = parse_noise(table, f"{where}: key 'noise'")
     return Source(
         id=doc_id,
         service=entry["service"].strip(),
@@ -522,6 +548,7 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
         allow_hosts=tuple(h.strip().lower().removeprefix("www.") for h in hosts),
         min_chars=min_chars,
         max_shrink=max_shrink,
+        noise=noise,
     )
 
 
@@ -535,6 +562,64 @@ def _share(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ConfigError(f"{where} must be a share between 0 and 1 (0.5 is half), got {value!r}")
     return float(value)
+
+
+def parse_noise(table: dict[str, Any], where: str) -> NoiseFilters:
+    """`replace`, `remove` and `drop_params` of a [noise] table (keys already checked)."""
+    replace = table.get("replace", [])
+    if not isinstance(replace, list):
+        raise ConfigError(
+            f"{where}: 'replace' must be a list of tables such as"
+            ' { pattern = "Updated \\\\d+ days ago", with = "" }'
+        )
+    pairs: list[tuple[str, str]] = []
+    for position, item in enumerate(replace, start=1):
+        at = f"{where}: 'replace' entry #{position}"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{at} must be a table such as {{ pattern = '...', with = '' }}")
+        _check_keys(item, REPLACE_KEYS, at)
+        if "pattern" not in item:
+            raise ConfigError(f"{at}: missing required key 'pattern'")
+        pattern = _string(item["pattern"], f"{at}: key 'pattern'")
+        replacement = _string(item.get("with", ""), f"{at}: key 'with'")
+        try:
+            compiled = re.compile(pattern, re.MULTILINE)
+        except re.error as exc:
+            raise ConfigError(f"{at}: invalid regular expression {pattern!r}: {exc}") from None
+        if not pattern or compiled.fullmatch(""):
+            raise ConfigError(f"{at}: pattern {pattern!r} matches the empty text; make it stricter")
+        try:  # the replacement's group references (\1, \g<name>) must exist
+            probe = re.compile(f"(?:{pattern})|", re.MULTILINE).match("")
+        except re.error:
+            probe = None  # global inline flags such as (?i) cannot be wrapped; skip the probe
+        if probe is not None:
+            try:
+                probe.expand(replacement)
+            except (re.error, IndexError) as exc:
+                raise ConfigError(f"{at}: invalid replacement {replacement!r}: {exc}") from None
+        pairs.append((pattern, replacement))
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("remove", "drop_params"):
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{where}: '{key}' must be a list of non-empty strings")
+        lists[key] = tuple(value)
+    for selector in lists["remove"]:
+        try:
+            soupsieve.compile(selector)
+        except Exception as exc:  # soupsieve raises several types for bad syntax
+            raise ConfigError(
+                f"{where}: 'remove': invalid CSS selector {selector!r}: {str(exc).splitlines()[0]}"
+            ) from None
+    for glob in lists["drop_params"]:
+        if any(c in glob for c in "&=#?/ "):
+            raise ConfigError(
+                f"{where}: 'drop_params': {glob!r} is not a parameter name or glob"
+                " such as 'sessionid' or 'utm_*'"
+            )
+    return NoiseFilters(tuple(pairs), lists["remove"], lists["drop_params"])
 
 
 def _table(data: dict[str, Any], key: str, name: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ The same bytes always give the same text: no clocks, no randomness, no network.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
 import re
@@ -20,6 +21,7 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
 
 from .errors import FetchError
+from .models import NoiseFilters
 
 # Elements whose content is never document text.
 DROPPED_TAGS = (
@@ -119,21 +121,48 @@ TRACKING_PARAMS = frozenset(
         "ocid",
         "cmpid",
         "spm",
+        # Session tokens and cache busters: they differ on every load, never the target.
+        "jsessionid",
+        "phpsessid",
+        "sessionid",
+        "session_id",
+        "sessid",
+        "sid",
+        "cfid",
+        "cftoken",
+        "_",
+        "nocache",
+        "cachebust",
+        "cachebuster",
+        "cache_bust",
     }
 )
-TRACKING_PREFIXES = ("utm_", "pk_", "hsa_", "vero_")
+TRACKING_PREFIXES = ("utm_", "pk_", "hsa_", "vero_", "aspsessionid", "__cf_chl_")
+# A session id some servers put in the path: /terms;jsessionid=0A1B2C?x=1
+_PATH_SESSION = re.compile(r";(?:jsessionid|phpsessid|sid)=[^/?#]*", re.IGNORECASE)
 
 # Bump when a change to this module changes the text it makes from the same bytes, so
 # stored versions are re-extracted and the change is labelled as ours, not the page's.
-EXTRACTOR_VERSION = 1
+# 2: session tokens and cache busters are dropped from links.
+EXTRACTOR_VERSION = 2
 
 
-def extraction_key(select: Sequence[str], remove: Sequence[str]) -> str:
-    """Names the settings that turn bytes into text; stored with every version."""
-    spec = json.dumps(
-        {"extractor": EXTRACTOR_VERSION, "select": list(select), "remove": list(remove)},
-        sort_keys=True,
-    )
+def extraction_key(
+    select: Sequence[str], remove: Sequence[str], noise: NoiseFilters | None = None
+) -> str:
+    """Names the settings that turn bytes into text; stored with every version.
+
+    Noise filters are part of it: changing one re-extracts, and the change it makes
+    is labelled as ours, like a selector change.
+    """
+    settings: dict[str, object] = {
+        "extractor": EXTRACTOR_VERSION,
+        "select": list(select),
+        "remove": list(remove),
+    }
+    if noise:
+        settings["noise"] = noise.spec()
+    spec = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
@@ -152,6 +181,7 @@ def extract_text(
     encoding: str | None = None,
     select: Sequence[str] = (),
     remove: Sequence[str] = (),
+    noise: NoiseFilters | None = None,
 ) -> str:
     """Extract the readable text of an HTML page.
 
@@ -159,9 +189,12 @@ def extract_text(
     `<meta charset>` or byte-level detection decides. Raises `FetchError` with kind
     `selector` when `select` is given and matches nothing, so that a bot wall or a
     redesigned page is never recorded as the document having been emptied.
+    `noise` filters remove their elements with `remove`, then clean the text
+    (`filter_text`).
     """
+    noise = noise or NoiseFilters()
     soup = parse_html(body, encoding)
-    clean_tree(soup, remove)
+    clean_tree(soup, [*remove, *noise.remove])
     # Without `select`, the whole document: lxml can leave text after an early </body>.
     roots: list[Tag] = select_roots(soup, select) if select else [soup]
     if select and not roots:
@@ -172,7 +205,49 @@ def extract_text(
     blocks: list[str] = []
     for root in roots:
         blocks.extend(_render_children(root))
-    return normalize_text("\n\n".join(blocks))
+    return filter_text(normalize_text("\n\n".join(blocks)), noise)
+
+
+# A link target as the renderer writes it: [text](target), one level of parentheses inside.
+_LINK_TARGET = re.compile(r"(\]\()([^()\s]*(?:\([^()\s]*\)[^()\s]*)*)(\))")
+
+
+def filter_text(text: str, noise: NoiseFilters | None) -> str:
+    """Apply the text side of noise filters to extracted (normalised) text.
+
+    First `drop_params` (query parameters whose name matches a glob, case-insensitively,
+    leave every link target), then each `replace` pair in order: a regular expression
+    over the whole text in multiline mode (`^` and `$` match at each line), replaced
+    as `re.sub` does (`\\1` names a group). Whitespace is normalised again afterwards,
+    so a line emptied by a filter leaves no gap.
+    """
+    if not noise or not (noise.drop_params or noise.replace):
+        return text
+    out = text
+    if noise.drop_params:
+        globs = tuple(g.lower() for g in noise.drop_params)
+        out = _LINK_TARGET.sub(lambda m: m[1] + _drop_params(m[2], globs) + m[3], out)
+    for pattern, replacement in noise.replace:
+        out = re.sub(pattern, replacement, out, flags=re.MULTILINE)
+    return normalize_text(out) if out != text else text
+
+
+def _drop_params(href: str, globs: tuple[str, ...]) -> str:
+    if "?" not in href:
+        return href
+    try:
+        parts = urlsplit(href)
+    except ValueError:
+        return href
+    kept = [
+        field
+        for field in parts.query.split("&")
+        if field
+        and not any(
+            fnmatch.fnmatchcase(unquote_plus(field.split("=", 1)[0]).lower(), g) for g in globs
+        )
+    ]
+    return urlunsplit(parts._replace(query="&".join(kept)))
 
 
 # Labels that browsers decode as windows-1252 (WHATWG Encoding Standard): servers say
@@ -299,6 +374,8 @@ def normalize_text(text: str) -> str:
 def clean_url(href: str) -> str:
     """Strip tracking parameters from a link target, keeping everything else as written."""
     href = href.strip()
+    if ";" in href:
+        href = _PATH_SESSION.sub("", href)
     if "?" not in href:
         return href
     try:

@@ -251,8 +251,10 @@ def _import_one(tracker: Tracker, document: str, source: Source | None, item: Im
                 f"{document} is not configured: add it to tracker.toml (with its select and"
                 " remove selectors) before importing HTML"
             )
-        text = extract_text(item.body, select=source.select, remove=source.remove)
-        extraction = extraction_key(source.select, source.remove)
+        text = extract_text(
+            item.body, select=source.select, remove=source.remove, noise=source.noise
+        )
+        extraction = extraction_key(source.select, source.remove, source.noise)
         content_type = "text/html"
     else:
         text = normalize_text(item.body.decode("utf-8", errors="replace"))

@@ -12,6 +12,38 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class NoiseFilters:
+    """Configured noise filters, applied inside extraction and part of its identity.
+
+    `replace` holds (regular expression, replacement) pairs run in order over the
+    extracted text; `remove` CSS selectors dropped before extraction; `drop_params`
+    globs of query parameters dropped from link targets.
+    """
+
+    replace: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+    drop_params: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.replace or self.remove or self.drop_params)
+
+    def plus(self, other: NoiseFilters) -> NoiseFilters:
+        """These filters, then `other`'s (the global ones, then a document's own)."""
+        return NoiseFilters(
+            self.replace + other.replace,
+            self.remove + other.remove,
+            self.drop_params + other.drop_params,
+        )
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "replace": [list(pair) for pair in self.replace],
+            "remove": list(self.remove),
+            "drop_params": list(self.drop_params),
+        }
+
+
+@dataclass(frozen=True)
 class Source:
     """One tracked document as configured."""
 
@@ -25,6 +57,7 @@ class Source:
     allow_hosts: tuple[str, ...] = ()  # other sites a redirect may lead to
     min_chars: int | None = None  # overrides [fetch] min_chars
     max_shrink: float | None = None  # overrides [fetch] max_shrink
+    noise: NoiseFilters = NoiseFilters()  # global [noise] filters plus the document's own
 
 
 @dataclass(frozen=True)
@@ -174,6 +207,7 @@ class DocumentOutcome:
     http_status: int | None = None
     validators: Validators = field(default_factory=Validators)
     snapshot_stored: bool = False
+    note: str | None = None  # e.g. why a new text was not a change (the page flips)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from .models import (
     Validators,
     Version,
 )
-from .store import Store, iso
+from .noise import flip_note, flip_of
+from .store import Store, iso, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,9 @@ def _run_locked(
         latest = store.latest_capture(source.id)
         if latest is None or latest.meta.get("url") != source.url:
             return None
-        if latest.meta.get("extraction") != extraction_key(source.select, source.remove):
+        if latest.meta.get("extraction") != extraction_key(
+            source.select, source.remove, source.noise
+        ):
             return None
         return index.validators(source.id)
 
@@ -193,7 +196,11 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
         return replace(base, status="failed", error_kind=refused.kind, error=str(refused))
     try:
         text = extract_text(
-            fetched.body, encoding=fetched.encoding, select=source.select, remove=source.remove
+            fetched.body,
+            encoding=fetched.encoding,
+            select=source.select,
+            remove=source.remove,
+            noise=source.noise,
         )
     except FetchError as exc:
         return replace(base, status="failed", error_kind=exc.kind, error=str(exc))
@@ -208,12 +215,19 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
     suspect = _implausible(tracker, source, text, previous)
     if suspect is not None:
         return replace(base, status="failed", error_kind=suspect.kind, error=str(suspect))
+    extraction = extraction_key(source.select, source.remove, source.noise)
+    describe = {"service": source.service, "title": source.title}
+    recent = store.versions(source.id)[-tracker.config.flip_window :] if previous else []
+    flip = flip_of(recent, sha256_hex(text.encode("utf-8")), extraction, tracker.config.flip_window)
+    if flip is not None:
+        describe["flip_of"] = iso(flip.captured_at)
     capture, current = store.record(
         source.id,
         fetched,
         text,
-        extraction=extraction_key(source.select, source.remove),
-        describe={"service": source.service, "title": source.title},
+        extraction=extraction,
+        describe=describe,
+        new_version=flip is None,
     )
     change: Change | None = None
     if capture is not None and capture.version is not None and previous is not None:
@@ -227,7 +241,12 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
     else:
         status = "changed"
     return replace(
-        base, status=status, version=current, change=change, snapshot_stored=capture is not None
+        base,
+        status=status,
+        version=current,
+        change=change,
+        snapshot_stored=capture is not None,
+        note=flip_note(flip) if flip is not None and capture is not None else None,
     )
 
 
@@ -288,6 +307,7 @@ def run_record(summary: RunSummary) -> dict[str, Any]:
                 "removed_words": o.change.diff.removed_words if o.change else None,
                 "error_kind": o.error_kind,
                 "error": o.error,
+                "note": o.note,
             }
             for o in summary.outcomes
         ],

@@ -213,6 +213,7 @@ class Store:
         *,
         extraction: str | None = None,
         describe: dict[str, str] | None = None,
+        new_version: bool = True,
     ) -> tuple[Capture | None, Version | None]:
         """Store a fetch unless its raw bytes (and extraction settings) equal the last ones.
 
@@ -220,7 +221,9 @@ class Store:
         is now current for the document (new, or the previous one when the text is the
         same). Write order is raw, text, metadata: the metadata file commits the capture.
         Identical raw bytes fetched again after the extraction settings changed reuse the
-        stored snapshot file rather than storing it twice.
+        stored snapshot file rather than storing it twice. `new_version=False` stores
+        the capture without a version even when its text differs (a page flipping back
+        to an earlier text, see `tracker.noise`).
         """
         previous = self.latest_capture(document)
         raw_sha = sha256_hex(fetched.body)
@@ -246,6 +249,7 @@ class Store:
             raw_sha=raw_sha,
             reuse=previous if same_raw else None,
             extra=describe or {},
+            new_version=new_version,
         )
         return capture, capture.version or current
 
@@ -304,6 +308,7 @@ class Store:
         raw_sha: str,
         reuse: Capture | None,
         extra: dict[str, Any],
+        new_version: bool = True,
     ) -> Capture:
         """Write one capture at the first free second from `moment`: raw, text, metadata.
 
@@ -332,7 +337,8 @@ class Store:
         text_bytes = text.encode("utf-8")
         text_sha = sha256_hex(text_bytes)
         version_meta = None
-        if current is None or current.sha256 != text_sha or current.extraction != extraction:
+        changed = current is None or current.sha256 != text_sha or current.extraction != extraction
+        if new_version and changed:
             atomic_write(folder / f"{stem}.md", text_bytes)
             version_meta = {"sha256": text_sha, "path": f"{rel}.md", "bytes": len(text_bytes)}
 
