@@ -206,6 +206,9 @@ def status(obj: Context, as_json: bool, max_failing: str | None, run_count: int)
     else:
         click.echo("Last runs:" if runs else "No runs recorded yet.")
         for r in runs:
+            if r["ended_at"] is None:
+                click.echo(f"  {r['started_at']}  not finished: still running, or killed")
+                continue
             click.echo(
                 f"  {r['started_at']}  {r['documents']} documents: {r['new']} new,"
                 f" {r['changed']} changed, {r['unchanged']} unchanged, {r['failed']} failed"
