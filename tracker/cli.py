@@ -720,6 +720,47 @@ def reindex(obj: Context) -> None:
 
 
 @cli.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Rebuild the index from the files and remove leftovers of interrupted writes"
+    " (never changes a stored capture), then check again.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="If a run holds the store, wait this long for it before giving up (exit 3).",
+)
+@pass_context
+def verify(obj: Context, repair: bool, as_json: bool, wait: float) -> None:
+    """Check every stored file against its hash, and the index against the files.
+
+    Reports damaged files (document, capture time, path, expected and actual
+    hash), leftovers of interrupted writes, and index rows that differ from an
+    index rebuilt from the files. Exits 0 when everything is consistent, 1 when a
+    problem was found (or remains after --repair), 2 on a configuration error,
+    3 when a run holds the store.
+    """
+    from .verify import verify as check_store
+
+    result = check_store(obj.config, repair=repair, wait=wait)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        for action in result.repaired:
+            click.echo(f"repaired   {action}")
+        for problem in result.problems:
+            click.echo(problem.line())
+        click.echo(result.summary())
+    if not result.ok:
+        sys.exit(1)
+
+
+@cli.command()
 @pass_context
 def documents(obj: Context) -> None:
     """List the configured documents and what the store holds for each."""
