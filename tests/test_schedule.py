@@ -164,8 +164,8 @@ def test_concurrent_runs_never_interleave(httpserver: HTTPServer, tmp_path: Path
     # Two runs that wait for each other both complete, one after the other.
     pair = [cli_process(tmp_path, "run", "--wait", "60") for _ in range(2)]
     for proc in pair:
-        proc.communicate(timeout=90)
-        assert proc.returncode == 0
+        _, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
     runs = journals(tmp_path)
     assert len(runs) == 3
     spans = sorted((r["started_at"], r["ended_at"]) for r in runs)

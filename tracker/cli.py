@@ -206,6 +206,9 @@ def status(obj: Context, as_json: bool, max_failing: str | None, run_count: int)
     else:
         click.echo("Last runs:" if runs else "No runs recorded yet.")
         for r in runs:
+            if r["ended_at"] is None:
+                click.echo(f"  {r['started_at']}  not finished: still running, or killed")
+                continue
             click.echo(
                 f"  {r['started_at']}  {r['documents']} documents: {r['new']} new,"
                 f" {r['changed']} changed, {r['unchanged']} unchanged, {r['failed']} failed"
@@ -757,6 +760,47 @@ def reextract(
             click.echo(f"  kept as it was: {kept}")
     if dry_run:
         click.echo("Dry run: nothing was written.")
+
+
+@cli.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Rebuild the index from the files and remove leftovers of interrupted writes"
+    " (never changes a stored capture), then check again.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="If a run holds the store, wait this long for it before giving up (exit 3).",
+)
+@pass_context
+def verify(obj: Context, repair: bool, as_json: bool, wait: float) -> None:
+    """Check every stored file against its hash, and the index against the files.
+
+    Reports damaged files (document, capture time, path, expected and actual
+    hash), leftovers of interrupted writes, and index rows that differ from an
+    index rebuilt from the files. Exits 0 when everything is consistent, 1 when a
+    problem was found (or remains after --repair), 2 on a configuration error,
+    3 when a run holds the store.
+    """
+    from .verify import verify as check_store
+
+    result = check_store(obj.config, repair=repair, wait=wait)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        for action in result.repaired:
+            click.echo(f"repaired   {action}")
+        for problem in result.problems:
+            click.echo(problem.line())
+        click.echo(result.summary())
+    if not result.ok:
+        sys.exit(1)
 
 
 @cli.command()

@@ -7,10 +7,11 @@ row-building functions, so a rebuilt index equals an incrementally built one.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,27 @@ class Index:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction that takes SQLite's write lock at BEGIN.
+
+        A deferred BEGIN that reads and then writes fails at once with "database is
+        locked" when another process wrote in between (no busy wait can help then);
+        BEGIN IMMEDIATE waits for the lock up front, up to busy_timeout. Nested uses
+        become savepoints.
+        """
+        if self.db.conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.conn.rollback()
+            raise
+        self.db.conn.execute("COMMIT")
 
     def _create_schema(self) -> None:
         db = self.db
@@ -188,7 +210,7 @@ class Index:
         """Configured documents from the config; the others as their latest capture says."""
         sources = list(sources)
         configured = {s.id for s in sources}
-        with self.db.conn:
+        with self._transaction():
             for source in sources:
                 self.db.table("documents").upsert(
                     {
@@ -210,7 +232,7 @@ class Index:
 
     def add_capture(self, capture: Capture, change: Change | None) -> None:
         """Record a new capture (and the change it makes) in one transaction."""
-        with self.db.conn:
+        with self._transaction():
             self.db.table("snapshots").upsert(snapshot_row(capture), pk=("document", "captured_at"))
             if capture.version is not None:
                 self.db.table("versions").upsert(
@@ -222,7 +244,7 @@ class Index:
 
     def apply_run(self, record: dict[str, Any]) -> None:
         """Record a finished run, its errors and each document's last check."""
-        with self.db.conn:
+        with self._transaction():
             self._apply_run(record)
 
     def _apply_run(self, record: dict[str, Any]) -> None:
@@ -298,21 +320,23 @@ class Index:
     # --- rebuilding ------------------------------------------------------------------------
 
     def rebuild(self, store: Store, sources: Iterable[Source]) -> dict[str, int]:
-        """Drop every row and rebuild from the store's files alone."""
-        with self.db.conn:
+        """Drop every row and rebuild from the store's files alone.
+
+        One transaction: readers see the old index until it commits, and a rebuild
+        that is killed or fails leaves the old index as it was.
+        """
+        with self._transaction():
             for table in TABLES:
                 self.db.execute(f"delete from {table}")
-        sources = list(sources)
-        self.upsert_sources(sources, store)
-        configured = {s.id for s in sources}
-        for document in store.documents():
-            if document not in configured:
-                with self.db.conn:
+            sources = list(sources)
+            self.upsert_sources(sources, store)
+            configured = {s.id for s in sources}
+            for document in store.documents():
+                if document not in configured:
                     self.db.table("documents").upsert(
                         {"id": document, **_described(store, document)}, pk="id"
                     )
-            self.rebuild_document(store, document)
-        with self.db.conn:
+                self.rebuild_document(store, document)
             for record in store.runs():
                 self._apply_run(record)
         return {table: self.db.table(table).count for table in TABLES}
@@ -326,7 +350,7 @@ class Index:
             compute_change(store, before, after, self.topics)
             for before, after in itertools.pairwise(versions)
         ]
-        with self.db.conn:
+        with self._transaction():
             for table in ("snapshots", "versions", "changes", "clause_changes", "flags"):
                 self.db.execute(f"delete from {table} where document = ?", [document])
             self.db.table("snapshots").insert_all(rows_snap, pk=("document", "captured_at"))
@@ -379,15 +403,21 @@ class Index:
         """Bring the index back in line with files written before a crash.
 
         Documents whose captures are not all indexed are rebuilt; run journals that
-        were written but never applied are applied, in order.
+        were written but never applied are applied, in order, and so are journals that
+        were finished after the index saw them started (a run killed in between).
         """
         repaired = []
-        applied = {r["id"] for r in self.db.query("select id from runs")}
-        missing = {run_id for run_id in store.run_ids() if run_id not in applied}
-        if missing:
-            log.warning("index was missing %d run records; applying them", len(missing))
-            with self.db.conn:
-                for record in store.runs(only=missing):
+        ended = {r["id"]: r["ended_at"] for r in self.db.query("select id, ended_at from runs")}
+        stale = {i for i in store.run_ids() if ended.get(i) is None}
+        behind = [
+            record
+            for record in store.runs(only=stale)
+            if record["id"] not in ended or record.get("ended_at") is not None
+        ]
+        if behind:
+            log.warning("index was missing %d run records; applying them", len(behind))
+            with self._transaction():
+                for record in behind:
                     self._apply_run(record)
         for document in documents:
             on_disk = store.capture_times(document)

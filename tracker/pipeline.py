@@ -11,10 +11,11 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from .config import Config
-from .errors import FetchError, UnknownDocumentError
+from .errors import FetchError, StoreError, UnknownDocumentError
 from .extract import extract_text, extraction_key
 from .fetch import Clock, Fetcher, utcnow
 from .guards import GuardSettings, check_response, check_text
@@ -115,9 +116,15 @@ def _run_locked(
     stop: threading.Event | None = None,
 ) -> RunSummary:
     store, index = tracker.store, tracker.index
+    store.remove_leftovers(s.id for s in sources)  # of a run that was killed
     index.sync(store, [s.id for s in sources])
     started = clock()
     run_id = store.new_run_id(started)
+    # Journaled before anything else is written, so a run killed part-way still shows
+    # (as not ended), and a read-only or full store fails here, once, with nothing done.
+    opening = started_record(run_id, started, sources)
+    store.write_run(opening)
+    index.apply_run(opening)
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(tracker.config.fetch, clock=clock)
 
@@ -141,6 +148,8 @@ def _run_locked(
             else:
                 try:
                     outcome = _record(tracker, source, result)
+                except StoreError as exc:  # disk full, say: this capture was not kept
+                    outcome = _failed(source, FetchError("store", str(exc)), clock)
                 except Exception as exc:  # one odd page must never stop the run
                     log.exception("%s: could not record the fetched page", source.id)
                     error = FetchError("error", f"could not process the page: {exc!r}"[:500])
@@ -157,6 +166,7 @@ def _run_locked(
     ordered = tuple(outcomes[s.id] for s in sources if s.id in outcomes)
     summary = RunSummary(id=run_id, started_at=started, ended_at=clock(), outcomes=ordered)
     record = run_record(summary)
+    record["status"] = "finished"
     record["interrupted"] = len(ordered) < len(sources)
     store.write_run(record)
     index.apply_run(record)
@@ -283,6 +293,20 @@ def _failed(source: Source, error: FetchError, clock: Clock) -> DocumentOutcome:
         error=str(error),
         http_status=error.status,
     )
+
+
+def started_record(run_id: str, started: datetime, sources: list[Source]) -> dict[str, Any]:
+    """The journal of a run that has begun; the finished record replaces it."""
+    return {
+        "id": run_id,
+        "started_at": iso(started),
+        "ended_at": None,
+        "status": "started",
+        "interrupted": True,
+        "documents": [s.id for s in sources],
+        "counts": dict.fromkeys(("new", "changed", "unchanged", "failed"), 0),
+        "outcomes": [],
+    }
 
 
 def run_record(summary: RunSummary) -> dict[str, Any]:

@@ -14,6 +14,7 @@ A capture whose `.json` is missing is incomplete and ignored.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import gzip
 import hashlib
@@ -22,7 +23,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from .models import FetchResult, Snapshot, Version
 log = logging.getLogger(__name__)
 
 STEM_FORMAT = "%Y%m%dT%H%M%SZ"
+STEM_LENGTH = len("20240502T120000Z")
 RUNS_DIR = "_runs"
 LOCK_NAME = ".lock"
 
@@ -323,6 +325,7 @@ class Store:
             moment += timedelta(seconds=1)
             stem = stem_for(moment)
         rel = "/".join((*document.split("/"), stem))
+        written: list[Path] = []
 
         if reuse is not None:
             raw_path = reuse.snapshot.path
@@ -330,7 +333,7 @@ class Store:
         else:
             raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
             compressed = gzip.compress(fetched.body, compresslevel=9, mtime=0)
-            atomic_write(folder / raw_name, compressed)
+            self._write(folder / raw_name, compressed, written)
             raw_path = "/".join((*document.split("/"), raw_name))
             stored_bytes = len(compressed)
 
@@ -339,7 +342,7 @@ class Store:
         version_meta = None
         changed = current is None or current.sha256 != text_sha or current.extraction != extraction
         if new_version and changed:
-            atomic_write(folder / f"{stem}.md", text_bytes)
+            self._write(folder / f"{stem}.md", text_bytes, written)
             version_meta = {"sha256": text_sha, "path": f"{rel}.md", "bytes": len(text_bytes)}
 
         meta = {
@@ -363,7 +366,7 @@ class Store:
             **({"redirects": list(fetched.redirects)} if fetched.redirects else {}),
             **extra,
         }
-        atomic_write(folder / f"{stem}.json", _json_bytes(meta))
+        self._write(folder / f"{stem}.json", _json_bytes(meta), written)
         return self._load_capture(document, folder / f"{stem}.json")
 
     # --- suspect fetches awaiting confirmation ----------------------------------------
@@ -380,14 +383,84 @@ class Store:
     def set_pending(self, document: str, data: dict[str, Any] | None) -> None:
         path = self.document_dir(document) / PENDING
         if data:
-            atomic_write(path, _json_bytes(data))
+            self._write(path, _json_bytes(data))
         else:
             path.unlink(missing_ok=True)
+
+    def _write(self, path: Path, data: bytes, written: list[Path] | None = None) -> None:
+        """`atomic_write`, with an OS error said plainly as a `StoreError`.
+
+        `written` collects the files of one capture so far; when a later one fails
+        they are removed too, so a failed capture leaves no file behind at all.
+        """
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            for done in written or ():
+                with contextlib.suppress(OSError):
+                    done.unlink()
+            raise StoreError(f"could not write {path}: {self._reason(exc)}") from exc
+        if written is not None:
+            written.append(path)
+
+    def _reason(self, exc: OSError) -> str:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{reason} (free some space and run again)"
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return f"{reason} (the store {self.root} is read-only for this user)"
+        return reason
+
+    def remove_leftovers(self, documents: Iterable[str]) -> list[Path]:
+        """Delete what interrupted writes left in these documents' folders (and `_runs/`).
+
+        That is temporary files, and raw or text files that no committed metadata
+        names (a capture killed before its `.json`). Call it holding the lock, so no
+        write is under way. Nothing is deleted beside metadata that does not parse.
+        """
+        removed = []
+        folders = [self.document_dir(d) for d in documents] + [self.root / RUNS_DIR]
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            files = [p for p in folder.iterdir() if p.is_file()]
+            stale = [p for p in files if p.name.startswith(".") and p.name.endswith(".tmp")]
+            committed = {p.name[:STEM_LENGTH] for p in files if p.suffix == ".json"}
+            candidates = [
+                p
+                for p in files
+                if is_capture_file(p.name)
+                and p.suffix != ".json"
+                and p.name[:STEM_LENGTH] not in committed
+            ]
+            if candidates and folder.name != RUNS_DIR:
+                named = self._named_files(folder)
+                stale += [p for p in candidates if named is not None and p not in named]
+            for path in stale:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                removed.append(path)
+        if removed:
+            log.warning("removed %d leftovers of interrupted writes", len(removed))
+        return removed
+
+    def _named_files(self, folder: Path) -> set[Path] | None:
+        """Every file the folder's metadata names, or None if some metadata is unreadable."""
+        named = set()
+        for meta_path in folder.glob("*.json"):
+            try:
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+                named.add(self.root / meta["snapshot"]["path"])
+                if meta.get("version"):
+                    named.add(self.root / meta["version"]["path"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+        return named
 
     # --- run journal -------------------------------------------------------------------
 
     def write_run(self, record: dict[str, Any]) -> None:
-        atomic_write(self.root / RUNS_DIR / f"{record['id']}.json", _json_bytes(record))
+        self._write(self.root / RUNS_DIR / f"{record['id']}.json", _json_bytes(record))
 
     def run_ids(self) -> list[str]:
         """Run ids in the order the runs started (`…Z-2` after `…Z`, `-10` after `-9`)."""
@@ -424,9 +497,12 @@ class Store:
 
         Waits up to `wait` seconds for another holder, then raises `LockedError`.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / LOCK_NAME
-        handle = open(path, "a+")  # noqa: SIM115 - held open for the life of the lock
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+")  # noqa: SIM115 - held open for the life of the lock
+        except OSError as exc:
+            raise StoreError(f"cannot lock the store at {path}: {self._reason(exc)}") from None
         try:
             deadline = time.monotonic() + wait
             while True:
@@ -449,6 +525,17 @@ class Store:
             yield
         finally:
             handle.close()
+
+
+def is_capture_file(name: str) -> bool:
+    """Whether a file name starts with a capture's time stem (`20240502T120000Z.`)."""
+    if len(name) <= STEM_LENGTH or name[STEM_LENGTH] != ".":
+        return False
+    try:
+        parse_stem(name[:STEM_LENGTH])
+    except ValueError:
+        return False
+    return True
 
 
 def run_order(run_id: str) -> tuple[str, int]:
