@@ -31,7 +31,7 @@ PROJECT_URL = "https://github.com/tos-tracker/tos-tracker"
 # Slugs become folder names under the store, so keep them to a safe alphabet.
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
-DOCUMENT_KEYS = {"id", "service", "title", "url", "select", "remove"}
+DOCUMENT_KEYS = {"id", "service", "title", "url", "select", "remove", "browser", "browser_fallback"}
 REQUIRED_DOCUMENT_KEYS = ("id", "service", "title", "url")
 TOP_KEYS = {
     "store",
@@ -68,6 +68,8 @@ FETCH_KEYS = {
     "per_host",
     "user_agent",
     "max_bytes",
+    "browser_path",
+    "browser_allow_hosts",
 }
 REPORT_KEYS = {"templates"}
 
@@ -84,6 +86,8 @@ class FetchSettings:
     per_host: int = 1
     user_agent: str | None = None
     max_bytes: int = 20 * 1024 * 1024
+    browser_path: str | None = None  # Chromium to launch; default: found on PATH
+    browser_allow_hosts: tuple[str, ...] = ()  # hosts the browser may load from; empty: all
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
     store_path = root / _string(store.get("path", "snapshots"), f"{name}: [store] key 'path'")
     index_path = root / _string(store.get("index", "tracker.db"), f"{name}: [store] key 'index'")
 
-    fetch = _parse_fetch(_table(data, "fetch", name), name)
+    fetch = _parse_fetch(_table(data, "fetch", name), name, root)
 
     report = _table(data, "report", name)
     _check_keys(report, REPORT_KEYS, f"{name}: [report]")
@@ -407,7 +411,7 @@ def _parse_schedule(table: dict[str, Any], name: str) -> ScheduleSettings:
     return settings
 
 
-def _parse_fetch(table: dict[str, Any], name: str) -> FetchSettings:
+def _parse_fetch(table: dict[str, Any], name: str, root: Path | None = None) -> FetchSettings:
     _check_keys(table, FETCH_KEYS, f"{name}: [fetch]")
     defaults = FetchSettings()
     values: dict[str, Any] = {}
@@ -427,6 +431,24 @@ def _parse_fetch(table: dict[str, Any], name: str) -> FetchSettings:
         raise ConfigError(f"{name}: [fetch] key 'timeout' must be more than 0")
     if "user_agent" in table:
         values["user_agent"] = _string(table["user_agent"], f"{name}: [fetch] key 'user_agent'")
+    if "browser_path" in table:
+        browser = _string(table["browser_path"], f"{name}: [fetch] key 'browser_path'").strip()
+        if not browser:
+            raise ConfigError(f"{name}: [fetch] key 'browser_path' must not be empty")
+        # A bare name ("chromium") is looked up on PATH; a relative path is the config's.
+        if "/" in browser and root is not None:
+            browser = str(root / browser)
+        values["browser_path"] = browser
+    if "browser_allow_hosts" in table:
+        hosts = table["browser_allow_hosts"]
+        if not isinstance(hosts, list) or not all(
+            isinstance(h, str) and h.strip() and "/" not in h for h in hosts
+        ):
+            raise ConfigError(
+                f"{name}: [fetch] key 'browser_allow_hosts' must be a list of host names"
+                f' such as ["127.0.0.1"], got {hosts!r}'
+            )
+        values["browser_allow_hosts"] = tuple(h.strip().lower() for h in hosts)
     return FetchSettings(**{**defaults.__dict__, **values})
 
 
@@ -474,6 +496,12 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
                     f"{str(exc).splitlines()[0]}"
                 ) from None
         selectors[key] = tuple(value)
+    flags: dict[str, bool] = {}
+    for key, default in (("browser", False), ("browser_fallback", True)):
+        flag = entry.get(key, default)
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{where}: key '{key}' must be true or false, got {flag!r}")
+        flags[key] = flag
     return Source(
         id=doc_id,
         service=entry["service"].strip(),
@@ -481,6 +509,8 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
         url=url,
         select=selectors["select"],
         remove=selectors["remove"],
+        browser=flags["browser"],
+        browser_fallback=flags["browser_fallback"],
     )
 
 

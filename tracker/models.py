@@ -21,6 +21,8 @@ class Source:
     url: str
     select: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
+    browser: bool = False  # render in headless Chromium instead of a plain HTTP fetch
+    browser_fallback: bool = True  # render in the browser when the plain fetch is blocked
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Validators:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """A successful HTTP exchange: new bytes, or `not_modified` for a 304."""
+    """A successful HTTP exchange (or browser render): new bytes, or `not_modified` for a 304."""
 
     source_id: str
     url: str
@@ -47,6 +49,8 @@ class FetchResult:
     not_modified: bool = False
     attempts: int = 1
     elapsed: float = 0.0
+    via: str = "http"  # "http" or "browser"
+    fallback_from: str | None = None  # the plain fetch's error kind when the browser took over
 
 
 @dataclass(frozen=True)

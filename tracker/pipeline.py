@@ -197,7 +197,7 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
         fetched,
         text,
         extraction=extraction_key(source.select, source.remove),
-        describe={"service": source.service, "title": source.title},
+        describe={"service": source.service, "title": source.title, **_how(fetched)},
     )
     change: Change | None = None
     if capture is not None and capture.version is not None and previous is not None:
@@ -213,6 +213,14 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
     return replace(
         base, status=status, version=current, change=change, snapshot_stored=capture is not None
     )
+
+
+def _how(fetched: FetchResult) -> dict[str, str]:
+    """How the page was fetched, for the capture's metadata: via http or browser."""
+    how = {"via": fetched.via}
+    if fetched.fallback_from:
+        how["fallback_from"] = fetched.fallback_from
+    return how
 
 
 def _failed(source: Source, error: FetchError, clock: Clock) -> DocumentOutcome:
