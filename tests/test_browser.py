@@ -23,7 +23,9 @@ from tracker.browser import find_chromium
 from tracker.config import parse_config
 from tracker.errors import ConfigError
 from tracker.fetch import USER_AGENT, Fetcher
+from tracker.index import Index
 from tracker.pipeline import Tracker, run
+from tracker.store import Store
 
 INSTALL_HINT = "install tos-tracker[browser] and the Debian chromium package"
 JS_PAGE = """<!doctype html><html><head><title>Terms</title></head><body>
@@ -107,6 +109,14 @@ def meta_of(tracker: Tracker, document: str) -> dict[str, Any]:
     return latest.meta
 
 
+def assert_reindex_gives_the_same_index(tracker: Tracker) -> None:
+    """The index rebuilt from the files alone equals the one built run by run."""
+    rebuilt = Index(Path(tracker.config.index_path).with_name("rebuilt.db"))
+    rebuilt.rebuild(Store(tracker.config.store_path), tracker.config.sources)
+    assert rebuilt.dump() == tracker.index.dump()
+    rebuilt.close()
+
+
 def text_of(tracker: Tracker, document: str) -> str:
     version = tracker.store.latest_version(document)
     assert version is not None
@@ -175,6 +185,7 @@ def test_a_bot_wall_falls_back_to_the_browser(
     ]
     assert statuses[0] == (True, 403)
     assert statuses[1:] == [(False, 403), (False, 200)]
+    assert_reindex_gives_the_same_index(tracker)
 
 
 def test_a_challenge_page_is_never_recorded_and_history_goes_on(
@@ -210,6 +221,7 @@ def test_a_challenge_page_is_never_recorded_and_history_goes_on(
     assert changed.status == "changed"
     assert changed.change is not None and changed.change.before == first
     assert meta_of(tracker, "test/terms")["via"] == "http"
+    assert_reindex_gives_the_same_index(tracker)
 
 
 def test_a_redirect_to_a_login_page_is_a_login_wall(

@@ -145,6 +145,7 @@ class BrowserFetcher:
         """Close the browser and its thread; the next fetch starts a new one."""
         with self._lock:
             executor, self._executor = self._executor, None
+            self._launch_error = None  # a browser that failed to start is tried again next run
         if executor is not None:
             executor.submit(self._stop).result()
             executor.shutdown(wait=True)
