@@ -292,3 +292,111 @@ def test_gzip_encoded_bodies_are_decoded(httpserver: HTTPServer) -> None:
         content_type="text/html",
     )
     assert Fetcher(FAST).fetch(source(httpserver.url_for("/z"))).body == b"<p>compressed</p>"
+
+
+# --- bot walls and login walls on the plain path ------------------------------------
+
+CHALLENGE = (
+    "<html><head><title>Just a moment...</title></head><body><p>Verifying you are human."
+    "</p><noscript>Enable JavaScript and cookies to continue</noscript></body></html>"
+)
+NO_BROWSER = FetchSettings(
+    timeout=2, retries=2, backoff=0.01, max_retry_after=5, browser_path="/nonexistent/chromium"
+)
+
+
+def plain(url: str) -> Source:
+    """A source that never falls back to the browser: the plain path alone."""
+    return Source(id="test/doc", service="Test", title="Doc", url=url, browser_fallback=False)
+
+
+@pytest.mark.parametrize("status", [403, 406])
+def test_a_challenge_with_a_block_status_is_a_bot_wall_and_not_retried(
+    httpserver: HTTPServer, status: int
+) -> None:
+    httpserver.expect_request("/w").respond_with_data(
+        CHALLENGE, status=status, content_type="text/html"
+    )
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=Sleeps()).fetch(plain(httpserver.url_for("/w")))
+    assert (info.value.kind, info.value.status) == ("bot_wall", status)
+    assert str(info.value) == (
+        f"HTTP {status} with a Cloudflare challenge page ('Just a moment...')"
+    )
+    assert len(httpserver.log) == 1
+
+
+def test_a_challenge_page_served_with_200_is_never_a_result(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/w").respond_with_data(CHALLENGE, content_type="text/html")
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=Sleeps()).fetch(plain(httpserver.url_for("/w")))
+    assert (info.value.kind, info.value.status) == ("bot_wall", 200)
+    assert "instead of the document (HTTP 200)" in str(info.value)
+
+
+def test_a_plain_403_stays_an_http_error(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/f").respond_with_data("Forbidden", status=403)
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=Sleeps()).fetch(plain(httpserver.url_for("/f")))
+    assert (info.value.kind, info.value.status, str(info.value)) == (
+        "http",
+        403,
+        "HTTP 403 FORBIDDEN",
+    )
+
+
+def test_429_walls_keep_retry_after_and_end_as_a_bot_wall(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/w").respond_with_data(
+        CHALLENGE, status=429, headers={"Retry-After": "2"}, content_type="text/html"
+    )
+    sleeps = Sleeps()
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=sleeps).fetch(plain(httpserver.url_for("/w")))
+    assert sleeps == [2.0, 2.0]
+    assert (info.value.kind, info.value.status) == ("bot_wall", 429)
+    assert str(info.value) == (
+        "HTTP 429 with a Cloudflare challenge page ('Just a moment...') (after 3 attempts)"
+    )
+
+
+def test_503_that_is_a_wall_only_sometimes_ends_as_http(httpserver: HTTPServer) -> None:
+    httpserver.expect_ordered_request("/w").respond_with_data("busy", status=503)
+    for _ in range(2):
+        httpserver.expect_ordered_request("/w").respond_with_data(
+            CHALLENGE, status=503, content_type="text/html"
+        )
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=Sleeps()).fetch(plain(httpserver.url_for("/w")))
+    assert (info.value.kind, info.value.status) == ("http", 503)
+    assert "Cloudflare" in str(info.value)  # what the last attempt saw is still said
+
+
+def test_a_redirect_to_a_login_page_is_a_login_wall(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/terms").respond_with_data(
+        "", status=302, headers={"Location": "/account/login?next=/terms"}
+    )
+    httpserver.expect_request("/account/login").respond_with_data(
+        "<html><body><h1>Welcome</h1><p>Sign in to continue.</p></body></html>",
+        content_type="text/html",
+    )
+    with pytest.raises(FetchError) as info:
+        Fetcher(FAST, sleep=Sleeps()).fetch(source(httpserver.url_for("/terms")))
+    assert (info.value.kind, info.value.status) == ("login_wall", 200)
+    assert str(info.value) == (
+        f"redirected to a login page ({httpserver.url_for('/account/login')}?next=/terms)"
+    )
+
+
+def test_no_browser_for_a_fallback_keeps_the_plain_error(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/w").respond_with_data(
+        CHALLENGE, status=403, content_type="text/html"
+    )
+    with pytest.raises(FetchError) as info:
+        Fetcher(NO_BROWSER, sleep=Sleeps()).fetch(source(httpserver.url_for("/w")))
+    assert (info.value.kind, info.value.status) == ("bot_wall", 403)
+    assert str(info.value) == (
+        "HTTP 403 with a Cloudflare challenge page ('Just a moment...') (no browser available"
+        " for a fallback: no Chromium at '/nonexistent/chromium' ([fetch] browser_path);"
+        " install tos-tracker[browser] and the Debian chromium package)"
+    )
+    assert len(httpserver.log) == 1

@@ -74,6 +74,25 @@ def test_each_failure_is_recorded_and_only_good_versions_are_kept(
     steps: list[tuple[Callable[[Request], Response] | None, str]] = [
         (html(V1), "new"),
         (html("oops", status=500), "http"),
+        (
+            html(
+                "<html><head><title>Just a moment...</title></head><body>"
+                "<p>Checking if the site connection is secure.</p></body></html>",
+                status=403,
+            ),
+            "bot_wall",
+        ),
+        (
+            html(
+                "<html><head><title>Just a moment...</title></head><body>"
+                "<p>Checking if the site connection is secure.</p></body></html>"
+            ),
+            "bot_wall",  # a challenge page answered with 200 is never the terms
+        ),
+        (
+            lambda r: Response("", status=302, headers={"Location": "/users/sign-in?next=/doc"}),
+            "login_wall",
+        ),
         (html("gone", status=404), "http"),
         (sleepy, "timeout"),
         (drip, "timeout"),
@@ -104,7 +123,12 @@ def test_each_failure_is_recorded_and_only_good_versions_are_kept(
     ]
     path = write_config(
         tmp_path,
-        [document_entry("acme/terms", httpserver.url_for("/doc"), select=["main"])],
+        # No browser fallback here: tests/test_browser.py covers it.
+        [
+            document_entry(
+                "acme/terms", httpserver.url_for("/doc"), select=["main"], browser_fallback=False
+            )
+        ],
         fetch={
             "timeout": 1,
             "retries": 0,
@@ -123,6 +147,9 @@ def test_each_failure_is_recorded_and_only_good_versions_are_kept(
                 f"User-agent: *\n{rules}\n", content_type="text/plain"
             )
             httpserver.expect_request("/doc").respond_with_handler(handler or html(V1))
+            httpserver.expect_request("/users/sign-in").respond_with_data(
+                '<form><input type="password" name="p"></form>', content_type="text/html"
+            )
             summary = run(tracker, clock=clock)
             (outcome,) = summary.outcomes
             seen.append(outcome.error_kind if outcome.status == "failed" else outcome.status)

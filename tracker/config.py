@@ -43,6 +43,8 @@ DOCUMENT_KEYS = {
     "min_chars",
     "max_shrink",
     "noise",
+    "browser",
+    "browser_fallback",
 }
 REQUIRED_DOCUMENT_KEYS = ("id", "service", "title", "url")
 TOP_KEYS = {
@@ -91,6 +93,8 @@ FETCH_KEYS = {
     "min_chars",
     "max_shrink",
     "confirm_shrink",
+    "browser_path",
+    "browser_allow_hosts",
 }
 REPORT_KEYS = {"templates"}
 
@@ -112,6 +116,8 @@ class FetchSettings:
     min_chars: int = 100  # a text shorter than this is not the document
     max_shrink: float = 0.5  # a text that loses more than this share at once is suspect...
     confirm_shrink: int = 3  # ...until this many fetches in a row say the same
+    browser_path: str | None = None  # Chromium to launch; default: found on PATH
+    browser_allow_hosts: tuple[str, ...] = ()  # hosts the browser may load from; empty: all
 
 
 @dataclass(frozen=True)
@@ -223,7 +229,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
     store_path = root / _string(store.get("path", "snapshots"), f"{name}: [store] key 'path'")
     index_path = root / _string(store.get("index", "tracker.db"), f"{name}: [store] key 'index'")
 
-    fetch = _parse_fetch(_table(data, "fetch", name), name)
+    fetch = _parse_fetch(_table(data, "fetch", name), name, root)
 
     report = _table(data, "report", name)
     _check_keys(report, REPORT_KEYS, f"{name}: [report]")
@@ -447,7 +453,7 @@ def _parse_schedule(table: dict[str, Any], name: str) -> ScheduleSettings:
     return settings
 
 
-def _parse_fetch(table: dict[str, Any], name: str) -> FetchSettings:
+def _parse_fetch(table: dict[str, Any], name: str, root: Path | None = None) -> FetchSettings:
     _check_keys(table, FETCH_KEYS, f"{name}: [fetch]")
     defaults = FetchSettings()
     values: dict[str, Any] = {}
@@ -471,6 +477,24 @@ def _parse_fetch(table: dict[str, Any], name: str) -> FetchSettings:
         raise ConfigError(f"{name}: [fetch] key 'timeout' must be more than 0")
     if "user_agent" in table:
         values["user_agent"] = _string(table["user_agent"], f"{name}: [fetch] key 'user_agent'")
+    if "browser_path" in table:
+        browser = _string(table["browser_path"], f"{name}: [fetch] key 'browser_path'").strip()
+        if not browser:
+            raise ConfigError(f"{name}: [fetch] key 'browser_path' must not be empty")
+        # A bare name ("chromium") is looked up on PATH; a relative path is the config's.
+        if "/" in browser and root is not None:
+            browser = str(root / browser)
+        values["browser_path"] = browser
+    if "browser_allow_hosts" in table:
+        hosts = table["browser_allow_hosts"]
+        if not isinstance(hosts, list) or not all(
+            isinstance(h, str) and h.strip() and "/" not in h for h in hosts
+        ):
+            raise ConfigError(
+                f"{name}: [fetch] key 'browser_allow_hosts' must be a list of host names"
+                f' such as ["127.0.0.1"], got {hosts!r}'
+            )
+        values["browser_allow_hosts"] = tuple(h.strip().lower() for h in hosts)
     return FetchSettings(**{**defaults.__dict__, **values})
 
 
@@ -537,6 +561,12 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
             raise ConfigError(f"{where}: key 'noise' must be a table such as {{ replace = [...] }}")
         _check_keys(table, DOCUMENT_NOISE_KEYS, f"{where}: key 'noise'")
         noise = parse_noise(table, f"{where}: key 'noise'")
+    flags: dict[str, bool] = {}
+    for key, default in (("browser", False), ("browser_fallback", True)):
+        flag = entry.get(key, default)
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{where}: key '{key}' must be true or false, got {flag!r}")
+        flags[key] = flag
     return Source(
         id=doc_id,
         service=entry["service"].strip(),
@@ -549,6 +579,8 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
         min_chars=min_chars,
         max_shrink=max_shrink,
         noise=noise,
+        browser=flags["browser"],
+        browser_fallback=flags["browser_fallback"],
     )
 
 

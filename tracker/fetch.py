@@ -3,6 +3,11 @@
 Retries cover connection errors, 429 and 5xx, waiting what the server's
 `Retry-After` asks (up to a cap) or an exponential backoff. Documents are fetched
 concurrently, but never more than `per_host` at once from one host.
+
+Every response is checked for a bot wall or login wall (`walls.py`), so a challenge
+page is never recorded as the document. Documents with `browser = true` are
+rendered in headless Chromium (`browser.py`), and a plain fetch that meets a bot
+wall (or a 403/406) falls back to the browser when the document allows it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -20,7 +26,8 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from . import __version__
+from . import __version__, walls
+from .browser import BrowserFetcher
 from .config import PROJECT_URL, FetchSettings
 from .errors import FetchError
 from .models import FetchResult, Source, Validators
@@ -30,6 +37,10 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CAPTURE_STATUSES = frozenset({200, 203})
+# A plain fetch failing with one of these (or as a bot wall) is retried in the browser.
+FALLBACK_STATUSES = frozenset({403, 406})
+# Error pages are read this far, to tell a bot wall from a plain error.
+ERROR_BODY_BYTES = 512 * 1024
 USER_AGENT = f"tos-tracker/{__version__} (+{PROJECT_URL})"
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 
@@ -50,11 +61,13 @@ class Fetcher:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Clock = utcnow,
+        browser: BrowserFetcher | None = None,
     ) -> None:
         self.settings = settings or FetchSettings()
         self.session = session or self._new_session()
         self.sleep = sleep
         self.clock = clock
+        self.browser = browser or BrowserFetcher(self.settings, clock=clock)
         self._host_limits: dict[str, threading.Semaphore] = {}
         self._host_last: dict[str, float] = {}  # monotonic time each host was last asked
         self._lock = threading.Lock()
@@ -91,6 +104,7 @@ class Fetcher:
 
     def close(self) -> None:
         self.session.close()
+        self.browser.close()
 
     def fetch_all(
         self,
@@ -120,6 +134,7 @@ class Fetcher:
             # way finish and are discarded.
             self._cancelled.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            self.browser.close()  # one browser per run, started by the first page that needs it
 
     def _fetch_limited(self, source: Source, validators: Validators | None) -> FetchResult:
         host = (urlsplit(source.url).hostname or "").lower()
@@ -135,7 +150,51 @@ class Fetcher:
             return self.fetch(source, validators)
 
     def fetch(self, source: Source, validators: Validators | None = None) -> FetchResult:
-        """Fetch one source, retrying transient failures; raise `FetchError` when it fails."""
+        """Fetch one source; raise `FetchError` when it fails.
+
+        `browser = true` renders it in the browser; otherwise a plain HTTP fetch, which
+        falls back to the browser when it meets a bot wall, a 403 or a 406 (unless the
+        document says `browser_fallback = false`).
+        """
+        if source.browser:
+            return self.browser.fetch(source, self._cancelled)
+        try:
+            return self._fetch_http(source, validators)
+        except FetchError as error:
+            blocked = error.kind == "bot_wall" or (
+                error.kind == "http" and error.status in FALLBACK_STATUSES
+            )
+            if not (blocked and source.browser_fallback):
+                raise
+            return self._fall_back(source, error)
+
+    def _fall_back(self, source: Source, error: FetchError) -> FetchResult:
+        """Render a blocked page in the browser; the plain error stays when that fails."""
+        reason = self.browser.unavailable()
+        if reason:
+            raise FetchError(
+                error.kind,
+                f"{error} (no browser available for a fallback: {reason};"
+                " install tos-tracker[browser] and the Debian chromium package)",
+                status=error.status,
+            ) from None
+        log.info("%s: %s; trying the browser", source.id, error)
+        try:
+            result = self.browser.fetch(source, self._cancelled)
+        except FetchError as again:
+            if again.kind in ("bot_wall", "login_wall", "cancelled"):
+                raise FetchError(
+                    again.kind, f"{again}; the plain fetch had: {error}", status=again.status
+                ) from None
+            raise FetchError(
+                error.kind,
+                f"{error}; the browser fallback failed too: {again}",
+                status=error.status,
+            ) from None
+        return replace(result, fallback_from=error.kind)
+
+    def _fetch_http(self, source: Source, validators: Validators | None) -> FetchResult:
+        """One source over HTTP, retrying transient failures."""
         settings = self.settings
         headers = {}
         if validators and validators.etag:
@@ -144,6 +203,7 @@ class Fetcher:
             headers["If-Modified-Since"] = validators.last_modified
         started = time.perf_counter()
         last_error: FetchError | None = None
+        wall_attempts = 0
         for attempt in range(1, settings.retries + 2):
             wait = settings.backoff * (2 ** (attempt - 1))
             self._space(source.url)
@@ -165,12 +225,14 @@ class Fetcher:
                     status = response.status_code
                     if status in RETRY_STATUSES:
                         retry_after = _retry_after(response.headers.get("Retry-After"), self.clock)
-                        last_error = FetchError("http", f"HTTP {status}", status=status)
+                        wall = self._wall(source, response)
+                        wall_attempts += wall is not None
+                        last_error = wall or FetchError("http", f"HTTP {status}", status=status)
                         if retry_after is not None:
                             if retry_after > settings.max_retry_after:
                                 raise FetchError(
-                                    "http",
-                                    f"HTTP {status}; server asked to retry after "
+                                    last_error.kind,
+                                    f"{last_error}; server asked to retry after "
                                     f"{retry_after:.0f} s (more than max_retry_after "
                                     f"{settings.max_retry_after:.0f} s)",
                                     status=status,
@@ -179,10 +241,12 @@ class Fetcher:
                     elif status == 304:
                         return self._result(source, response, b"", attempt, started, True)
                     elif status >= 400:
-                        raise FetchError("http", f"HTTP {status} {response.reason}", status=status)
+                        raise self._wall(source, response) or FetchError(
+                            "http", f"HTTP {status} {response.reason}", status=status
+                        )
                     elif status not in CAPTURE_STATUSES:
                         # 202 is how some bot walls answer; a 3xx here had no usable Location.
-                        raise FetchError(
+                        raise self._wall(source, response) or FetchError(
                             "http",
                             f"HTTP {status} {response.reason}: not a page to record",
                             status=status,
@@ -193,16 +257,37 @@ class Fetcher:
                         except _BrokenBody as exc:
                             last_error = exc.error
                         else:
+                            # A challenge or login page served as a 200 is not the document.
+                            wall = walls.detect(
+                                status, response.headers, body, response.url, source.url
+                            )
+                            if wall is not None:
+                                raise wall
                             return self._result(source, response, body, attempt, started, False)
             if attempt <= settings.retries:
                 log.info("%s: %s; retry %d in %.1f s", source.id, last_error, attempt, wait)
                 self.sleep(wait)
         assert last_error is not None
+        kind = last_error.kind
+        if kind == "bot_wall" and wall_attempts < settings.retries + 1:
+            kind = "http"  # a wall only when every attempt was one
         raise FetchError(
-            last_error.kind,
+            kind,
             f"{last_error} (after {settings.retries + 1} attempts)",
             status=last_error.status,
         )
+
+    def _wall(self, source: Source, response: requests.Response) -> FetchError | None:
+        """A bot or login wall error when this error response is one (its body read, capped)."""
+        body = b""
+        try:
+            for chunk in _chunks(response):
+                body += chunk
+                if len(body) >= ERROR_BODY_BYTES:
+                    break
+        except requests.exceptions.RequestException as exc:
+            log.debug("%s: error page unreadable: %s", source.id, exc)
+        return walls.detect(response.status_code, response.headers, body, response.url, source.url)
 
     def _read_body(self, response: requests.Response) -> bytes:
         """The body, within the size cap and within `timeout` seconds for the whole of it.

@@ -205,7 +205,7 @@ def wayback_captures(
         query += f"&from={since}"
     if until:
         query += f"&to={until}"
-    result = fetcher.fetch(Source("wayback/cdx", "", "", query))
+    result = fetcher.fetch(Source("wayback/cdx", "", "", query, browser_fallback=False))
     try:
         rows = json.loads(result.body or b"[]")
     except ValueError:
@@ -318,7 +318,7 @@ def wayback_items(
             sleep(delay)
         raw_url = f"{base.rstrip('/')}/web/{stamp}id_/{original}"
         try:
-            result = fetcher.fetch(Source(document, "", "", raw_url))
+            result = fetcher.fetch(Source(document, "", "", raw_url, browser_fallback=False))
         except FetchError as exc:
             log.warning("%s: wayback capture %s failed: %s", document, stamp, exc)
             continue

@@ -58,6 +58,8 @@ class Source:
     min_chars: int | None = None  # overrides [fetch] min_chars
     max_shrink: float | None = None  # overrides [fetch] max_shrink
     noise: NoiseFilters = NoiseFilters()  # global [noise] filters plus the document's own
+    browser: bool = False  # render in headless Chromium instead of a plain HTTP fetch
+    browser_fallback: bool = True  # render in the browser when the plain fetch is blocked
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Validators:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """A successful HTTP exchange: new bytes, or `not_modified` for a 304."""
+    """A successful HTTP exchange (or browser render): new bytes, or `not_modified` for a 304."""
 
     source_id: str
     url: str
@@ -85,6 +87,8 @@ class FetchResult:
     attempts: int = 1
     elapsed: float = 0.0
     redirects: tuple[str, ...] = ()  # the addresses passed through before final_url
+    via: str = "http"  # "http" or "browser"
+    fallback_from: str | None = None  # the plain fetch's error kind when the browser took over
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,7 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
         fetched,
         text,
         extraction=extraction,
-        describe=describe,
+        describe={**describe, **_how(fetched)},
         new_version=flip is None,
     )
     change: Change | None = None
@@ -281,6 +281,14 @@ def _implausible(
     elif pending:
         store.set_pending(source.id, None)
     return error
+
+
+def _how(fetched: FetchResult) -> dict[str, str]:
+    """How the page was fetched, for the capture's metadata: via http or browser."""
+    how = {"via": fetched.via}
+    if fetched.fallback_from:
+        how["fallback_from"] = fetched.fallback_from
+    return how
 
 
 def _failed(source: Source, error: FetchError, clock: Clock) -> DocumentOutcome:

@@ -1,0 +1,100 @@
+"""Bot walls and login walls: small hand-written fixtures, and no false positive on real pages.
+
+The cases live in tests/cases/walls.json (status, headers, HTML, addresses, the expected
+kind and message); `{pad}` in a case's HTML becomes `pad_words` words of ordinary terms text,
+so a long page can be written in a line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracker.demo import bundled_captures
+from tracker.walls import BOT_MARKERS, SMALL_PAGE_WORDS, detect, visible_words
+
+CASES = json.loads((Path(__file__).parent / "cases" / "walls.json").read_text(encoding="utf-8"))
+FILLER = "You agree to use the services only as these terms allow and as the law permits. "
+
+
+def case_html(case: dict[str, Any]) -> str:
+    words = FILLER.split()
+    pad = case.get("pad_words", 0)
+    filler = " ".join(words[i % len(words)] for i in range(pad))
+    return case["html"].replace("{pad}", f"<p>{filler}</p>" if pad else "")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_wall_cases(case: dict[str, Any]) -> None:
+    url = case.get("url", "https://example.com/terms")
+    error = detect(
+        case["status"],
+        case["headers"],
+        case_html(case).encode("utf-8"),
+        case.get("final_url", url),
+        url,
+    )
+    if case["kind"] is None:
+        assert error is None, str(error)
+    else:
+        assert error is not None
+        assert (error.kind, str(error), error.status) == (
+            case["kind"],
+            case["message"],
+            case["status"],
+        )
+
+
+def test_the_cases_cover_every_kind_and_both_outcomes() -> None:
+    kinds = {c["kind"] for c in CASES}
+    assert kinds == {"bot_wall", "login_wall", None}
+    assert len({c["name"] for c in CASES}) == len(CASES)
+
+
+def test_a_weak_marker_counts_on_a_small_page_only() -> None:
+    small = b"<html><body><p>Please complete the captcha below.</p></body></html>"
+    error = detect(200, {}, small, "https://example.com/terms")
+    assert error is not None and error.kind == "bot_wall"
+    padded = small.replace(b"</p>", b"</p><p>" + b"word " * SMALL_PAGE_WORDS + b"</p>")
+    assert detect(200, {}, padded, "https://example.com/terms") is None
+    # ...but a block status makes the same long page a wall.
+    blocked = detect(403, {}, padded, "https://example.com/terms")
+    assert blocked is not None and str(blocked) == "HTTP 403 with a bot-check page ('captcha')"
+
+
+def test_header_names_are_case_insensitive() -> None:
+    error = detect(403, {"CF-Mitigated": "challenge"}, b"", "https://example.com/")
+    assert error is not None and "Cloudflare" in str(error)
+
+
+def test_visible_words_ignore_scripts_styles_and_comments() -> None:
+    html = "<style>p{x:y}</style><script>var a = 'b c d';</script><!-- e f --><p>one <b>two</b></p>"
+    assert visible_words(html) == 2
+
+
+def test_every_marker_is_well_formed() -> None:
+    for marker in BOT_MARKERS:
+        assert marker.where in ("title", "header", "body"), marker
+        assert marker.page.startswith(("a ", "an ")), marker
+        if marker.where == "header":
+            name, _, value = marker.pattern.partition(": ")
+            assert name == name.lower() and value, marker
+
+
+def test_no_real_capture_in_the_shared_corpus_is_a_wall(corpus: Path) -> None:
+    pages = sorted(corpus.rglob("*.html"))
+    assert len(pages) >= 8
+    for page in pages:
+        error = detect(200, {"Content-Type": "text/html"}, page.read_bytes(), "https://x.org/p")
+        assert error is None, f"{page.relative_to(corpus)}: {error}"
+
+
+def test_no_bundled_demo_page_is_a_wall() -> None:
+    captures = list(bundled_captures())
+    assert captures
+    for capture in captures:
+        error = detect(200, {}, capture.body, "https://x.org/p")
+        assert error is None, f"{capture.document}: {error}"

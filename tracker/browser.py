@@ -1,0 +1,389 @@
+"""Rendering pages in headless Chromium: the system's browser, driven by Playwright.
+
+For documents that are built by JavaScript (`browser = true`) and as a fallback when
+a plain fetch meets a bot wall. The browser is the system Chromium (the Debian
+package `chromium`), never one downloaded by Playwright; Playwright for Python is
+the optional extra `tos-tracker[browser]`.
+
+Playwright's sync API must be used from the thread that started it, while the
+fetcher runs documents on a thread pool. So one dedicated thread owns Playwright
+and the browser: fetches from any thread are queued to it and wait for their
+result. The browser starts on the first fetch of a run and is closed at its end;
+each page gets a fresh context (no cookies, cache or storage carried over).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import __version__, walls
+from .config import PROJECT_URL, FetchSettings
+from .errors import FetchError
+from .models import FetchResult, Source, Validators
+
+log = logging.getLogger(__name__)
+
+CHROMIUM_ARGS = (
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+)
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+INSTALL_HINT = "install tos-tracker[browser] and the Debian chromium package"
+# Schemes that never leave the machine: not subject to `browser_allow_hosts`.
+LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
+CAPTURE_STATUSES = frozenset({200, 203})  # as for a plain fetch
+POLL_MS = 100
+
+# True once one of the selectors matches an element with text in it. An invalid
+# selector (soupsieve accepts a few that browsers do not) is skipped, not fatal.
+_HAS_CONTENT = """
+selectors => selectors.some(selector => {
+  let found;
+  try { found = document.querySelectorAll(selector); } catch (e) { return false; }
+  return Array.from(found).some(e => (e.textContent || "").trim().length > 0);
+})
+"""
+
+# Chromium's network errors, by what they mean for a fetch.
+_NET_ERRORS = (
+    ("ERR_NAME_NOT_RESOLVED", "dns"),
+    ("ERR_NAME_RESOLUTION_FAILED", "dns"),
+    ("ERR_TIMED_OUT", "timeout"),
+    ("ERR_CONNECTION_TIMED_OUT", "timeout"),
+    ("ERR_TOO_MANY_REDIRECTS", "redirects"),
+    ("ERR_CONNECTION", "connection"),
+    ("ERR_EMPTY_RESPONSE", "connection"),
+    ("ERR_ADDRESS_UNREACHABLE", "connection"),
+    ("ERR_INTERNET_DISCONNECTED", "connection"),
+    ("ERR_CERT_", "connection"),
+    ("ERR_SSL_", "connection"),
+)
+
+
+def find_chromium(configured: str | None = None) -> tuple[str | None, str]:
+    """The Chromium to launch and, when there is none, why.
+
+    `[fetch] browser_path` wins, then the environment variable TOS_TRACKER_CHROMIUM,
+    then `chromium` or `chromium-browser` on PATH.
+    """
+    if configured:
+        found = configured if "/" in configured else shutil.which(configured)
+        if found and os.path.isfile(found) and os.access(found, os.X_OK):
+            return found, ""
+        return None, f"no Chromium at {configured!r} ([fetch] browser_path)"
+    from_env = os.environ.get("TOS_TRACKER_CHROMIUM")
+    if from_env:
+        if os.path.isfile(from_env) and os.access(from_env, os.X_OK):
+            return from_env, ""
+        return None, f"no Chromium at {from_env!r} (TOS_TRACKER_CHROMIUM)"
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found, ""
+    return None, "no Chromium found on PATH (chromium, chromium-browser)"
+
+
+class BrowserFetcher:
+    """Renders sources in headless Chromium on one dedicated thread."""
+
+    def __init__(
+        self,
+        settings: FetchSettings | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings or FetchSettings()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.blocked: list[str] = []  # requests refused by `browser_allow_hosts`
+        self.launches = 0
+        self.launch_seconds = 0.0
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        # Owned by the browser thread only:
+        self._playwright: Any = None
+        self._browser: Any = None
+        self._user_agent: str | None = None
+        self._launch_error: str | None = None
+
+    # --- from any thread -------------------------------------------------------------
+
+    def unavailable(self) -> str | None:
+        """Why no browser can be used (Playwright or Chromium missing), or None."""
+        if self._launch_error:
+            return self._launch_error
+        if importlib.util.find_spec("playwright") is None:
+            return "Playwright for Python is not installed"
+        _, reason = find_chromium(self.settings.browser_path)
+        return reason or None
+
+    def fetch(self, source: Source, cancelled: threading.Event | None = None) -> FetchResult:
+        """Render `source` and return the page's HTML; raise `FetchError` when it fails."""
+        reason = self.unavailable()
+        if reason:
+            raise FetchError("browser", f"no browser available: {reason}; {INSTALL_HINT}")
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="browser")
+            executor = self._executor
+        return executor.submit(self._render, source, cancelled).result()
+
+    def close(self) -> None:
+        """Close the browser and its thread; the next fetch starts a new one."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+            self._launch_error = None  # a browser that failed to start is tried again next run
+        if executor is not None:
+            executor.submit(self._stop).result()
+            executor.shutdown(wait=True)
+
+    # --- on the browser thread -------------------------------------------------------
+
+    def _start(self) -> Any:
+        if self._browser is not None:
+            return self._browser
+        executable, reason = find_chromium(self.settings.browser_path)
+        if executable is None:
+            raise FetchError("browser", f"no browser available: {reason}; {INSTALL_HINT}")
+        started = time.perf_counter()
+        try:
+            from playwright.sync_api import sync_playwright
+
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=executable,
+                args=list(CHROMIUM_ARGS),
+                timeout=max(self.settings.timeout, 30) * 1000,
+            )
+            self._user_agent = self.settings.user_agent or self._default_user_agent()
+        except Exception as exc:
+            self._stop()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self._launch_error = f"Chromium at {executable!r} did not start: {first}"
+            raise FetchError(
+                "browser", f"no browser available: {self._launch_error}; {INSTALL_HINT}"
+            ) from None
+        self.launches += 1
+        self.launch_seconds += time.perf_counter() - started
+        log.info("started %s in %.2f s", executable, time.perf_counter() - started)
+        return self._browser
+
+    def _default_user_agent(self) -> str:
+        """Chromium's own User-Agent, naming this tool at the end (it is who is asking)."""
+        page = self._browser.new_page()
+        try:
+            agent = str(page.evaluate("navigator.userAgent"))
+        finally:
+            page.close()
+        return f"{agent} tos-tracker/{__version__} (+{PROJECT_URL})"
+
+    def _stop(self) -> None:
+        for closing in (self._browser, self._playwright):
+            if closing is None:
+                continue
+            try:
+                closing.close() if closing is self._browser else closing.stop()
+            except Exception as exc:  # already gone; nothing to keep
+                log.debug("closing the browser: %s", exc)
+        self._browser = self._playwright = None
+
+    def _render(self, source: Source, cancelled: threading.Event | None) -> FetchResult:
+        if cancelled is not None and cancelled.is_set():
+            raise FetchError("cancelled", "the run was stopped before this fetch began")
+        allow = self.settings.browser_allow_hosts
+        host = (urlsplit(source.url).hostname or "").lower()
+        if allow and host not in allow:
+            raise FetchError(
+                "blocked", f"host {host!r} is not in [fetch] browser_allow_hosts ({list(allow)})"
+            )
+        browser = self._start()
+        started = time.perf_counter()
+        try:
+            context = browser.new_context(user_agent=self._user_agent)
+        except Exception as exc:  # the browser died since the last page: start afresh next time
+            self._stop()
+            raise FetchError("browser", f"the browser failed: {_first_line(exc)}") from None
+        try:
+            if allow:
+                context.route("**/*", self._router(allow))
+            page = context.new_page()
+            return self._load(page, source, started)
+        finally:
+            try:
+                context.close()
+            except Exception as exc:  # the browser died; the next fetch restarts it
+                log.debug("closing a browser context: %s", exc)
+                self._stop()
+
+    def _router(self, allow: tuple[str, ...]) -> Callable[[Any], None]:
+        def route(route: Any) -> None:
+            parts = urlsplit(route.request.url)
+            if parts.scheme in LOCAL_SCHEMES or (parts.hostname or "").lower() in allow:
+                route.continue_()
+            else:
+                self.blocked.append(route.request.url)
+                route.abort("blockedbyclient")
+
+        return route
+
+    def _load(self, page: Any, source: Source, started: float) -> FetchResult:
+        """Open the page, get past a challenge that lets a browser through, wait for content."""
+        from playwright.sync_api import Error, TimeoutError
+
+        timeout = self.settings.timeout
+        deadline = time.monotonic() + timeout
+        documents: list[Any] = []  # the main frame's document responses, newest last
+
+        def on_response(response: Any) -> None:
+            try:
+                if response.request.is_navigation_request() and response.frame == page.main_frame:
+                    documents.append(response)
+            except Error:
+                pass
+
+        page.on("response", on_response)
+        try:
+            first = page.goto(source.url, wait_until="load", timeout=_ms(deadline))
+        except TimeoutError:
+            raise FetchError("timeout", f"the page did not load within {timeout:g} s") from None
+        except Error as exc:
+            raise _navigation_error(exc) from None
+        if first is None:
+            raise FetchError("error", "the browser got no response for the page")
+        selectors = list(source.select) or ["body"]
+        ready = False
+        while True:
+            response = documents[-1] if documents else first
+            html = self._content(page, deadline)
+            wall = walls.detect(
+                response.status, response.headers, html.encode("utf-8"), page.url, source.url
+            )
+            if wall is not None:
+                seen = len(documents)
+                if wall.kind == "login_wall" or not _wait_for_navigation(page, documents, deadline):
+                    raise FetchError(
+                        wall.kind,
+                        f"{wall} (in the browser, still there after {timeout:g} s)"
+                        if wall.kind == "bot_wall"
+                        else f"{wall} (in the browser)",
+                        status=wall.status,
+                    )
+                log.info("%s: %s; the page moved on (%d)", source.id, wall, seen)
+                ready = False
+                continue
+            if response.status not in CAPTURE_STATUSES:
+                raise FetchError(
+                    "http",
+                    f"HTTP {response.status} {response.status_text} (in the browser)".rstrip(),
+                    status=response.status,
+                )
+            if ready:
+                break
+            try:
+                page.wait_for_function(
+                    _HAS_CONTENT, arg=selectors, timeout=_ms(deadline), polling=POLL_MS
+                )
+            except TimeoutError:
+                raise FetchError("timeout", _selector_timeout(source.select, timeout)) from None
+            except Error as exc:
+                if _navigated(exc):
+                    continue
+                raise FetchError("error", f"the browser failed: {_first_line(exc)}") from None
+            ready = True  # check the status and walls once more on what is there now
+        body = html.encode("utf-8")
+        if len(body) > self.settings.max_bytes:
+            raise FetchError(
+                "too_large",
+                f"rendered page of {len(body)} bytes exceeds the"
+                f" {self.settings.max_bytes} byte cap",
+            )
+        return FetchResult(
+            source_id=source.id,
+            url=source.url,
+            final_url=page.url,
+            status=response.status,
+            fetched_at=self.clock(),
+            body=body,
+            content_type="text/html; charset=utf-8",
+            encoding="utf-8",
+            validators=Validators(),
+            elapsed=time.perf_counter() - started,
+            via="browser",
+        )
+
+    def _content(self, page: Any, deadline: float) -> str:
+        """The page's HTML now, waiting out a navigation under way."""
+        from playwright.sync_api import Error
+
+        while True:
+            try:
+                return str(page.content())
+            except Error as exc:
+                if not _navigated(exc) or time.monotonic() > deadline:
+                    raise FetchError("error", f"the browser failed: {_first_line(exc)}") from None
+                page.wait_for_timeout(POLL_MS)
+
+
+def _wait_for_navigation(page: Any, documents: list[Any], deadline: float) -> bool:
+    """Wait until the main frame loads another document (a challenge passed) or the deadline."""
+    from playwright.sync_api import Error
+
+    seen = len(documents)
+    while len(documents) == seen:
+        if time.monotonic() >= deadline:
+            return False
+        page.wait_for_timeout(POLL_MS)
+    try:
+        page.wait_for_load_state("load", timeout=_ms(deadline))
+    except Error:
+        return False
+    return True
+
+
+def _ms(deadline: float) -> float:
+    """Milliseconds left before `deadline`, at least 1 (0 would mean no timeout)."""
+    return max(1.0, (deadline - time.monotonic()) * 1000)
+
+
+def _selector_timeout(select: tuple[str, ...], timeout: float) -> str:
+    if not select:
+        return f"the page showed no text within {timeout:g} s"
+    if len(select) == 1:
+        return f"selector {select[0]!r} did not appear within {timeout:g} s"
+    shown = ", ".join(repr(s) for s in select)
+    return f"none of the selectors {shown} appeared within {timeout:g} s"
+
+
+def _navigated(exc: Exception) -> bool:
+    text = str(exc)
+    return "context was destroyed" in text or "navigating" in text or "navigation" in text
+
+
+def _navigation_error(exc: Exception) -> FetchError:
+    line = _first_line(exc)
+    for code, kind in _NET_ERRORS:
+        if code in line:
+            prefix = "timed out" if kind == "timeout" else "could not connect"
+            return FetchError(kind, f"{prefix}: {line}")
+    if "ERR_BLOCKED_BY_CLIENT" in line:
+        return FetchError("blocked", f"the browser blocked the page: {line}")
+    return FetchError("error", f"the browser could not open the page: {line}")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
