@@ -207,6 +207,31 @@ def test_status_alerts_on_a_document_failing_too_long(
     assert_consistent(tmp_path)  # last_ok and failing_since rebuild from the journals
 
 
+def test_status_alerts_when_checks_have_stopped(
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cron job that silently stopped leaves every document 'ok': max_stale catches it."""
+    from datetime import timedelta
+
+    from tracker.pipeline import Tracker, run
+
+    httpserver.expect_request("/ok").respond_with_data("<p>fine</p>", content_type="text/html")
+    path = write_config(tmp_path, [document_entry("t/ok", httpserver.url_for("/ok"))])
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    with Tracker.open(load_config(path)) as tracker:
+        assert run(tracker, clock=lambda: three_days_ago).failed == 0
+    runner = CliRunner()
+    os.chdir(tmp_path)
+    result = runner.invoke(cli, ["status"])
+    assert result.exit_code == 1
+    assert (
+        "STALE" in result.output and "is the cron job or scheduler still running?" in result.output
+    )
+    payload = json.loads(runner.invoke(cli, ["status", "--json"]).output)
+    assert payload["documents"][0]["stale"] is True and payload["alert"] is True
+    assert runner.invoke(cli, ["status", "--max-stale", "4d"]).exit_code == 0
+
+
 @pytest.mark.parametrize(
     ("cron", "names"),
     [

@@ -176,28 +176,39 @@ def run(
     metavar="DURATION",
     help="Alert when a document has failed for longer than this (default: [status] max_failing).",
 )
+@click.option(
+    "--max-stale",
+    metavar="DURATION",
+    help="Alert when a configured document has not been checked for longer than this"
+    " (default: [status] max_stale, 2d).",
+)
 @click.option("--runs", "run_count", default=5, show_default=True, help="How many runs to show.")
 @pass_context
-def status(obj: Context, as_json: bool, max_failing: str | None, run_count: int) -> None:
+def status(
+    obj: Context, as_json: bool, max_failing: str | None, max_stale: str | None, run_count: int
+) -> None:
     """Show the last runs and every failing document since when, like a monitoring page.
 
     Exits 1 when a document has been failing for longer than max_failing (24h by
-    default), so cron or a monitor can alert; 0 otherwise.
+    default), or has not been checked for longer than max_stale (2d: the cron job
+    stopped?), so cron or a monitor can alert; 0 otherwise.
     """
     from datetime import UTC, datetime
 
     from .status import health, parse_duration
 
     limit = parse_duration(max_failing, "--max-failing") if max_failing else obj.config.max_failing
+    stale = parse_duration(max_stale, "--max-stale") if max_stale else obj.config.max_stale
     now = datetime.now(UTC)
     with obj.tracker() as tracker:
         runs = tracker.index.recent_runs(run_count)
-        documents = health(tracker, now, limit)
+        documents = health(tracker, now, limit, stale)
     alerting = [d for d in documents if d.alert]
     if as_json:
         payload = {
             "checked_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "max_failing_seconds": int(limit.total_seconds()),
+            "max_stale_seconds": int(stale.total_seconds()),
             "alert": bool(alerting),
             "runs": runs,
             "documents": [d.to_json() for d in documents],
@@ -220,15 +231,26 @@ def status(obj: Context, as_json: bool, max_failing: str | None, run_count: int)
                 kind = (d.last_error or {}).get("kind")
                 message = (d.last_error or {}).get("message")
                 detail = f"{state} since {d.failing_since} ({kind}: {message})"
+            elif d.stale:
+                state = click.style("STALE", fg="red")
+                detail = f"{state}: not checked since {d.last_checked} (longer than {stale})"
             elif d.last_ok:
                 detail = f"ok, last checked {d.last_checked}"
             else:
                 detail = "never checked"
             click.echo(f"  {d.id:<36} {detail}")
-        if alerting:
+        failing = [d.id for d in alerting if not d.stale]
+        if failing:
             click.echo(
-                f"{len(alerting)} document(s) failing for longer than {limit}: "
-                + ", ".join(d.id for d in alerting),
+                f"{len(failing)} document(s) failing for longer than {limit}: "
+                + ", ".join(failing),
+                err=True,
+            )
+        late = [d.id for d in alerting if d.stale]
+        if late:
+            click.echo(
+                f"{len(late)} document(s) not checked for longer than {stale}"
+                " (is the cron job or scheduler still running?): " + ", ".join(late),
                 err=True,
             )
     if alerting:

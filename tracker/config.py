@@ -76,7 +76,7 @@ DIGEST_PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 DIGEST_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SITE_KEYS = {"out", "site_url", "title", "build_after_run"}
 SCHEDULE_KEYS = {"run", "report", "report_out", "site", "timezone"}
-STATUS_KEYS = {"max_failing"}
+STATUS_KEYS = {"max_failing", "max_stale"}
 ANALYSIS_KEYS = {"default_topics"}
 STORE_KEYS = {"path", "index"}
 FETCH_KEYS = {
@@ -177,6 +177,7 @@ class Config:
     topics: tuple[Topic, ...] = field(default_factory=default_topics)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     max_failing: timedelta = timedelta(hours=24)
+    max_stale: timedelta = timedelta(days=2)  # no check for this long: cron has stopped?
     site: SiteSettings = field(default_factory=SiteSettings)
     smtp: SmtpSettings | None = None
     digests: tuple[DigestSettings, ...] = ()
@@ -253,6 +254,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
     max_failing = parse_duration(
         status.get("max_failing", "24h"), f"{name}: [status] key 'max_failing'"
     )
+    max_stale = parse_duration(status.get("max_stale", "2d"), f"{name}: [status] key 'max_stale'")
 
     site = _parse_site(_table(data, "site", name), name, root)
     noise_table = _table(data, "noise", name)
@@ -290,6 +292,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
         topics=topics,
         schedule=schedule,
         max_failing=max_failing,
+        max_stale=max_stale,
         site=site,
         smtp=smtp,
         digests=digests,

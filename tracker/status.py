@@ -42,6 +42,7 @@ class DocumentHealth:
     failing_since: str | None
     last_error: dict[str, str | None] | None
     alert: bool
+    stale: bool = False  # configured, checked before, but not within max_stale
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,11 +53,22 @@ class DocumentHealth:
             "failing_since": self.failing_since,
             "last_error": self.last_error,
             "alert": self.alert,
+            "stale": self.stale,
         }
 
 
-def health(tracker: Tracker, now: datetime, max_failing: timedelta) -> list[DocumentHealth]:
-    """Every configured (and stored) document's health; alert past `max_failing`."""
+def health(
+    tracker: Tracker,
+    now: datetime,
+    max_failing: timedelta,
+    max_stale: timedelta | None = None,
+) -> list[DocumentHealth]:
+    """Every configured (and stored) document's health.
+
+    A document alerts when it has failed for longer than `max_failing`, or when it
+    is configured but has not been checked for longer than `max_stale`: a tracker
+    whose cron job silently stopped looks healthy otherwise.
+    """
     out = []
     for doc_id in tracker.known_documents():
         row = tracker.index.document(doc_id) or {}
@@ -64,16 +76,25 @@ def health(tracker: Tracker, now: datetime, max_failing: timedelta) -> list[Docu
         error = None
         if row.get("last_status") == "failed":
             error = {"kind": row.get("last_error_kind"), "message": row.get("last_error")}
-        alert = failing is not None and now - parse_iso(failing) > max_failing
+        checked = row.get("last_checked")
+        configured = tracker.config.source(doc_id) is not None
+        stale = bool(
+            max_stale is not None
+            and configured
+            and checked
+            and now - parse_iso(checked) > max_stale
+        )
+        alert = stale or (failing is not None and now - parse_iso(failing) > max_failing)
         out.append(
             DocumentHealth(
                 id=doc_id,
-                configured=tracker.config.source(doc_id) is not None,
-                last_checked=row.get("last_checked"),
+                configured=configured,
+                last_checked=checked,
                 last_ok=row.get("last_ok"),
                 failing_since=failing,
                 last_error=error,
                 alert=alert,
+                stale=stale,
             )
         )
     return out
