@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmarks that print numbers: run time over the demo, diff time, bytes on disk.
+"""Benchmarks that print numbers: tos-tracker against urlwatch, diff time, bytes on disk.
 
-    python bench/run.py [--repeat N] [--json out.json]
+    python bench/run.py [--pages N] [--quick] [--repeat N] [--json out.json]
 
 Measures, on this machine:
+  * the main table: tos-tracker and urlwatch as subprocesses over N generated policy
+    pages (default 300) served on 127.0.0.1 (`bench/compare.py`): first run, unchanged
+    run, 10% of pages changed; wall time, peak RSS and the ratio tos-tracker / urlwatch;
+    then a site build over the store that made, and the store's bytes on disk;
   * a full run of the pipeline over the bundled demo history (6 captures, 2 documents,
     real HTTP on 127.0.0.1), per run and in total;
   * the word diff of the largest real document in ../shared/corpus (when present)
@@ -27,12 +31,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from compare import compare, print_table  # noqa: E402
+
 from tracker.config import load_config  # noqa: E402
 from tracker.demo import _Site, bundled_captures, demo_config, serve  # noqa: E402
 from tracker.diff import word_diff  # noqa: E402
 from tracker.pipeline import Tracker, run  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def bench_site(work: Path) -> dict[str, object]:
+    from tracker.site import build_site
+
+    config = load_config(work / "tracker.toml")
+    with Tracker.open(config) as tracker:
+        t0 = time.perf_counter()
+        built = build_site(tracker, work / "site")
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "documents": built.documents, "written": built.written}
 
 
 def bench_demo_runs(repeat: int) -> dict[str, object]:
@@ -160,15 +177,26 @@ def bench_extract(repeat: int) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=300, help="generated pages (300)")
+    parser.add_argument("--quick", action="store_true", help="60 pages, one repeat")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
-    results = {
+    if args.quick:
+        args.pages, args.repeat = min(args.pages, 60), 1
+    with tempfile.TemporaryDirectory() as tmp:
+        versus = compare(args.pages, Path(tmp))
+        print_table(versus)
+        versus["site"] = bench_site(Path(versus["tos_tracker_dir"]))
+        print(f"Site build over that store: {versus['site']['seconds']:.2f} s")
+    results: dict[str, object] = {
+        "versus_urlwatch": versus,
         "demo": bench_demo_runs(args.repeat),
         "diff": bench_diff(args.repeat),
         "extract": bench_extract(args.repeat),
     }
     demo = results["demo"]
+    assert isinstance(demo, dict)
     print(f"Demo: {demo['runs']} runs over {demo['captures']} captures (real HTTP on 127.0.0.1)")
     print(
         f"  total {demo['total_seconds_median']:.3f} s (median of {args.repeat}),"

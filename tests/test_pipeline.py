@@ -396,3 +396,27 @@ def test_a_second_run_on_the_same_store_is_refused(
     with tracker.store.lock(), pytest.raises(LockedError, match="in use by pid"):
         run(tracker, clock=clock, wait=0.3)
     assert run(tracker, clock=clock).outcomes[0].status == "new"
+
+
+def test_the_same_bytes_without_validators_are_not_extracted_again(
+    httpserver: HTTPServer, make_tracker, clock: Clock, monkeypatch
+) -> None:
+    httpserver.expect_request("/plain").respond_with_data(
+        PAGE_V1, content_type="text/html; charset=utf-8"
+    )
+    url = httpserver.url_for("/plain")
+    tracker = make_tracker([document_entry("test/plain", url, select=["main"])])
+    first = run(tracker, clock=clock)
+    assert [o.status for o in first.outcomes] == ["new"]
+    before = files_under(tracker.store.root / "test")
+
+    def no_extract(*args: object, **kwargs: object) -> str:
+        raise AssertionError("identical bytes were extracted again")
+
+    monkeypatch.setattr("tracker.pipeline.extract_text", no_extract)
+    clock.advance(hours=1)
+    (outcome,) = run(tracker, clock=clock).outcomes
+    assert outcome.status == "unchanged" and outcome.http_status == 200
+    assert outcome.version == first.outcomes[0].version
+    assert not outcome.snapshot_stored
+    assert files_under(tracker.store.root / "test") == before

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, NavigableString, Tag
-from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+from bs4.element import Comment, Declaration, Doctype, PageElement, ProcessingInstruction
 
 from .errors import FetchError
 from .models import NoiseFilters
@@ -294,11 +294,23 @@ def _browser_encoding(label: str) -> str:
 
 def clean_tree(soup: BeautifulSoup, remove: Iterable[str] = ()) -> None:
     """Drop what a reader never sees, then what the configuration says to remove."""
-    for node in soup.find_all(string=lambda s: isinstance(s, Comment | ProcessingInstruction)):
+    # One walk finds comments, dropped tags and hidden tags (bs4's find_all would walk
+    # the whole tree once for each); what is under a dropped tag goes with it.
+    drop: list[Tag] = []
+    strip: list[PageElement] = []
+    stack: list[Tag] = [soup]
+    while stack:
+        for child in stack.pop().contents:
+            if isinstance(child, Tag):
+                if child.name in _DROPPED or _is_hidden(child):
+                    drop.append(child)
+                else:
+                    stack.append(child)
+            elif isinstance(child, Comment | ProcessingInstruction):
+                strip.append(child)
+    for node in strip:
         node.extract()
-    for tag in soup.find_all(DROPPED_TAGS):
-        tag.decompose()
-    for tag in soup.find_all(_is_hidden):
+    for tag in drop:
         tag.decompose()
     for selector in remove:
         for tag in soup.select(selector):
@@ -306,6 +318,7 @@ def clean_tree(soup: BeautifulSoup, remove: Iterable[str] = ()) -> None:
     flatten_deep(soup)
 
 
+_DROPPED = frozenset(DROPPED_TAGS)
 MAX_DEPTH = 150
 
 

@@ -204,6 +204,10 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
     refused = check_response(source, fetched)
     if refused is not None:
         return replace(base, status="failed", error_kind=refused.kind, error=str(refused))
+    if _same_as_last(store, source, fetched):
+        # The bytes of the last capture, read the same way: its text, checks and
+        # history stand, so the page is not parsed again (`Store.record` would keep nothing).
+        return replace(base, version=store.latest_version(source.id))
     try:
         text = extract_text(
             fetched.body,
@@ -257,6 +261,21 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
         change=change,
         snapshot_stored=capture is not None,
         note=flip_note(flip) if flip is not None and capture is not None else None,
+    )
+
+
+def _same_as_last(store: Store, source: Source, fetched: FetchResult) -> bool:
+    """Whether the body equals the last capture's, made with the same extraction settings.
+
+    Not while a suspect fetch awaits confirmation, whose count must still be kept.
+    """
+    latest = store.latest_capture(source.id)
+    return (
+        latest is not None
+        and latest.snapshot.sha256 == sha256_hex(fetched.body)
+        and latest.meta.get("extraction")
+        == extraction_key(source.select, source.remove, source.noise)
+        and not store.pending(source.id)
     )
 
 

@@ -64,11 +64,13 @@ def parse_iso(text: str) -> datetime:
 PENDING = ".pending.json"  # a dot-file: never read as a capture
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = True) -> None:
     """Write via a temporary file in the same folder, fsync, then rename into place.
 
     `durable=False` skips the fsyncs, for outputs that can be rebuilt (the site):
     readers still never see half a file, but a power cut may lose the newest ones.
+    `sync_dir=False` leaves the folder's fsync (which makes the rename durable) to the
+    caller, who writes several files into one folder and syncs it once.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -84,7 +86,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    if durable:
+    if durable and sync_dir:
         _fsync_dir(path.parent)
 
 
@@ -332,8 +334,8 @@ class Store:
             stored_bytes = reuse.meta["snapshot"].get("stored_bytes", 0)
         else:
             raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
-            compressed = gzip.compress(fetched.body, compresslevel=9, mtime=0)
-            self._write(folder / raw_name, compressed, written)
+            compressed = gzip.compress(fetched.body, compresslevel=6, mtime=0)
+            self._write(folder / raw_name, compressed, written, sync_dir=False)
             raw_path = "/".join((*document.split("/"), raw_name))
             stored_bytes = len(compressed)
 
@@ -342,7 +344,7 @@ class Store:
         version_meta = None
         changed = current is None or current.sha256 != text_sha or current.extraction != extraction
         if new_version and changed:
-            self._write(folder / f"{stem}.md", text_bytes, written)
+            self._write(folder / f"{stem}.md", text_bytes, written, sync_dir=False)
             version_meta = {"sha256": text_sha, "path": f"{rel}.md", "bytes": len(text_bytes)}
 
         meta = {
@@ -366,6 +368,10 @@ class Store:
             **({"redirects": list(fetched.redirects)} if fetched.redirects else {}),
             **extra,
         }
+        if written:
+            # One folder fsync makes the raw and text renames durable before the
+            # metadata that names them is written (and synced with its own).
+            _fsync_dir(folder)
         self._write(folder / f"{stem}.json", _json_bytes(meta), written)
         return self._load_capture(document, folder / f"{stem}.json")
 
@@ -387,14 +393,16 @@ class Store:
         else:
             path.unlink(missing_ok=True)
 
-    def _write(self, path: Path, data: bytes, written: list[Path] | None = None) -> None:
+    def _write(
+        self, path: Path, data: bytes, written: list[Path] | None = None, *, sync_dir: bool = True
+    ) -> None:
         """`atomic_write`, with an OS error said plainly as a `StoreError`.
 
         `written` collects the files of one capture so far; when a later one fails
         they are removed too, so a failed capture leaves no file behind at all.
         """
         try:
-            atomic_write(path, data)
+            atomic_write(path, data, sync_dir=sync_dir)
         except OSError as exc:
             for done in written or ():
                 with contextlib.suppress(OSError):
