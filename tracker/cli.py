@@ -43,6 +43,16 @@ class Context:
 
 pass_context = click.make_pass_decorator(Context)
 
+# Every command that takes the store's lock: wait for a run holding it, or exit 3.
+wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="If another run holds the store, wait this long for it before giving up (exit 3).",
+)
+
 
 class TrackerGroup(click.Group):
     """Turns library errors into one-line messages with the right exit code."""
@@ -92,14 +102,7 @@ def init(force: bool) -> None:
     default=None,
     help="Print only failures (default when stdout is not a terminal, as under cron).",
 )
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    metavar="SECONDS",
-    help="If another run holds the store, wait this long for it before giving up (exit 3).",
-)
+@wait_option
 @pass_context
 def run(
     obj: Context, only: tuple[str, ...], as_json: bool, quiet: bool | None, wait: float
@@ -663,14 +666,7 @@ def site_serve(obj: Context, out_dir: Path | None, bind: str, port: int, no_buil
     " recorded since the digest's first run minus one period).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    metavar="SECONDS",
-    help="If a run holds the store, wait this long for it before giving up (exit 3).",
-)
+@wait_option
 @pass_context
 def digest(
     obj: Context,
@@ -749,14 +745,7 @@ def reindex(obj: Context) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    metavar="SECONDS",
-    help="If a run holds the store, wait this long for it before giving up (exit 3).",
-)
+@wait_option
 @pass_context
 def reextract(
     obj: Context, documents: tuple[str, ...], dry_run: bool, as_json: bool, wait: float
@@ -792,14 +781,7 @@ def reextract(
     " (never changes a stored capture), then check again.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    metavar="SECONDS",
-    help="If a run holds the store, wait this long for it before giving up (exit 3).",
-)
+@wait_option
 @pass_context
 def verify(obj: Context, repair: bool, as_json: bool, wait: float) -> None:
     """Check every stored file against its hash, and the index against the files.
