@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import soupsieve
 
-from .errors import ConfigError
+from .errors import ConfigError, check_keys
 from .models import NoiseFilters, Source
 from .schedule import ScheduleSettings, parse_cron
 from .status import parse_duration
@@ -223,23 +223,23 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name}: not valid TOML: {exc}") from None
-    _check_keys(data, TOP_KEYS, f"{name}: top level")
+    check_keys(data, TOP_KEYS, f"{name}: top level")
 
     store = _table(data, "store", name)
-    _check_keys(store, STORE_KEYS, f"{name}: [store]")
+    check_keys(store, STORE_KEYS, f"{name}: [store]")
     store_path = root / _string(store.get("path", "snapshots"), f"{name}: [store] key 'path'")
     index_path = root / _string(store.get("index", "tracker.db"), f"{name}: [store] key 'index'")
 
     fetch = _parse_fetch(_table(data, "fetch", name), name, root)
 
     report = _table(data, "report", name)
-    _check_keys(report, REPORT_KEYS, f"{name}: [report]")
+    check_keys(report, REPORT_KEYS, f"{name}: [report]")
     templates = None
     if "templates" in report:
         templates = root / _string(report["templates"], f"{name}: [report] key 'templates'")
 
     analysis = _table(data, "analysis", name)
-    _check_keys(analysis, ANALYSIS_KEYS, f"{name}: [analysis]")
+    check_keys(analysis, ANALYSIS_KEYS, f"{name}: [analysis]")
     use_defaults = analysis.get("default_topics", True)
     if not isinstance(use_defaults, bool):
         raise ConfigError(f"{name}: [analysis] key 'default_topics' must be true or false")
@@ -250,7 +250,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
 
     schedule = _parse_schedule(_table(data, "schedule", name), name)
     status = _table(data, "status", name)
-    _check_keys(status, STATUS_KEYS, f"{name}: [status]")
+    check_keys(status, STATUS_KEYS, f"{name}: [status]")
     max_failing = parse_duration(
         status.get("max_failing", "24h"), f"{name}: [status] key 'max_failing'"
     )
@@ -258,7 +258,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
 
     site = _parse_site(_table(data, "site", name), name, root)
     noise_table = _table(data, "noise", name)
-    _check_keys(noise_table, NOISE_KEYS, f"{name}: [noise]")
+    check_keys(noise_table, NOISE_KEYS, f"{name}: [noise]")
     global_noise = parse_noise(noise_table, f"{name}: [noise]")
     flip_window = noise_table.get("flip_window", DEFAULT_FLIP_WINDOW)
     if not isinstance(flip_window, int) or isinstance(flip_window, bool) or flip_window < 0:
@@ -301,7 +301,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
 
 
 def _parse_site(table: dict[str, Any], name: str, root: Path) -> SiteSettings:
-    _check_keys(table, SITE_KEYS, f"{name}: [site]")
+    check_keys(table, SITE_KEYS, f"{name}: [site]")
     out = root / _string(table["out"], f"{name}: [site] key 'out'") if "out" in table else None
     site_url = None
     if "site_url" in table:
@@ -329,7 +329,7 @@ def _parse_smtp(table: Any, name: str, root: Path) -> SmtpSettings:
     if not isinstance(table, dict):
         raise ConfigError(f"{name}: 'smtp' must be a table ([smtp])")
     where = f"{name}: [smtp]"
-    _check_keys(table, SMTP_KEYS, where)
+    check_keys(table, SMTP_KEYS, where)
     for key in ("host", "sender"):
         if key not in table:
             raise ConfigError(f"{where}: missing required key '{key}'")
@@ -375,7 +375,7 @@ def _parse_digests(
             raise ConfigError(f"{name}: digests entry #{position} must be a table")
         label = f"'{entry['id']}'" if isinstance(entry.get("id"), str) else f"#{position}"
         where = f"{name}: [[digests]] {label}"
-        _check_keys(entry, DIGEST_KEYS, where)
+        check_keys(entry, DIGEST_KEYS, where)
         for key in ("id", "to"):
             if key not in entry:
                 raise ConfigError(f"{where}: missing required key '{key}'")
@@ -444,7 +444,7 @@ def _address(value: Any, where: str) -> str:
 
 
 def _parse_schedule(table: dict[str, Any], name: str) -> ScheduleSettings:
-    _check_keys(table, SCHEDULE_KEYS, f"{name}: [schedule]")
+    check_keys(table, SCHEDULE_KEYS, f"{name}: [schedule]")
     if not table:
         return ScheduleSettings()
     values = {k: _string(v, f"{name}: [schedule] key '{k}'") for k, v in table.items()}
@@ -457,7 +457,7 @@ def _parse_schedule(table: dict[str, Any], name: str) -> ScheduleSettings:
 
 
 def _parse_fetch(table: dict[str, Any], name: str, root: Path | None = None) -> FetchSettings:
-    _check_keys(table, FETCH_KEYS, f"{name}: [fetch]")
+    check_keys(table, FETCH_KEYS, f"{name}: [fetch]")
     defaults = FetchSettings()
     values: dict[str, Any] = {}
     for key in ("timeout", "backoff", "max_retry_after", "host_delay"):
@@ -508,11 +508,7 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
         f"document '{entry['id']}'" if isinstance(entry.get("id"), str) else f"document #{position}"
     )
     where = f"{name}: {label}"
-    unknown = sorted(set(entry) - DOCUMENT_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(DOCUMENT_KEYS))})"
-        )
+    check_keys(entry, DOCUMENT_KEYS, where)
     for key in REQUIRED_DOCUMENT_KEYS:
         if key not in entry:
             raise ConfigError(f"{where}: missing required key '{key}'")
@@ -562,7 +558,7 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
         table = entry["noise"]
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: key 'noise' must be a table such as {{ replace = [...] }}")
-        _check_keys(table, DOCUMENT_NOISE_KEYS, f"{where}: key 'noise'")
+        check_keys(table, DOCUMENT_NOISE_KEYS, f"{where}: key 'noise'")
         noise = parse_noise(table, f"{where}: key 'noise'")
     flags: dict[str, bool] = {}
     for key, default in (("browser", False), ("browser_fallback", True)):
@@ -612,7 +608,7 @@ def parse_noise(table: dict[str, Any], where: str) -> NoiseFilters:
         at = f"{where}: 'replace' entry #{position}"
         if not isinstance(item, dict):
             raise ConfigError(f"{at} must be a table such as {{ pattern = '...', with = '' }}")
-        _check_keys(item, REPLACE_KEYS, at)
+        check_keys(item, REPLACE_KEYS, at)
         if "pattern" not in item:
             raise ConfigError(f"{at}: missing required key 'pattern'")
         pattern = _string(item["pattern"], f"{at}: key 'pattern'")
@@ -662,14 +658,6 @@ def _table(data: dict[str, Any], key: str, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{name}: '{key}' must be a table ([{key}])")
     return value
-
-
-def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})"
-        )
 
 
 def _string(value: Any, where: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 
 class TrackerError(Exception):
     """Base class: something the user can act on, with a message that says what."""
@@ -44,3 +46,12 @@ class LockedError(TrackerError):
 
 class StoreError(TrackerError):
     """The snapshot store is unreadable, inconsistent or could not be written."""
+
+
+def check_keys(table: Mapping[str, object], allowed: Collection[str], where: str) -> None:
+    """Refuse keys a table does not know, naming the first and listing the allowed ones."""
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})"
+        )

@@ -14,7 +14,7 @@ from importlib import resources
 
 from .clauses import ClauseChange, clean_inline, cosmetic_key
 from .diff import edits
-from .errors import ConfigError
+from .errors import ConfigError, check_keys
 
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 TOPIC_KEYS = {"id", "label", "patterns"}
@@ -139,11 +139,7 @@ def parse_topics(entries: Iterable[object], name: str) -> tuple[Topic, ...]:
             f"topic '{entry['id']}'" if isinstance(entry.get("id"), str) else f"topic #{position}"
         )
         where = f"{name}: {label}"
-        unknown = sorted(set(entry) - TOPIC_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(TOPIC_KEYS))})"
-            )
+        check_keys(entry, TOPIC_KEYS, where)
         for key in TOPIC_KEYS:
             if key not in entry:
                 raise ConfigError(f"{where}: missing required key '{key}'")
