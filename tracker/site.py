@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +39,7 @@ from .report import (
     highlight,
     human_time,
     imported_label,
+    packaged_templates,
     side_by_side,
 )
 from .report import template_env as base_env
@@ -283,15 +283,11 @@ def _fingerprint(config: Config, env: jinja2.Environment) -> str:
     for topic in config.topics:
         digest.update(repr(topic).encode())
     digest.update(repr(config.site).encode())
-    digest.update(_asset_bytes("site.css") + _asset_bytes("search.js"))
     return digest.hexdigest()
 
 
 def _asset_bytes(name: str) -> bytes:
-    inside = resources.files("tracker").joinpath("templates", "site", name)
-    if inside.is_file():
-        return inside.read_bytes()
-    return (Path(__file__).resolve().parent.parent / "templates" / "site" / name).read_bytes()
+    return (packaged_templates() / "site" / name).read_bytes()
 
 
 # --- one document ----------------------------------------------------------------------------
