@@ -91,7 +91,8 @@ WORDS = [
 ]
 
 
-def _sentence(rng: random.Random) -> str:
+def sentence(rng: random.Random) -> str:
+    """A policy-like sentence of 8-22 words; bench/site.py builds its pages from it too."""
     words = [rng.choice(WORDS) for _ in range(rng.randint(8, 22))]
     return " ".join(words).capitalize() + "."
 
@@ -114,12 +115,12 @@ def page_html(number: int, revision: int) -> bytes:
     blocks: list[str] = []
     while size < target - 600:
         section += 1
-        block = [f"<h2>{section}. {_sentence(rng)[:40]}</h2>"]
+        block = [f"<h2>{section}. {sentence(rng)[:40]}</h2>"]
         for _ in range(rng.randint(2, 4)):
-            sentences = " ".join(_sentence(rng) for _ in range(rng.randint(3, 6)))
+            sentences = " ".join(sentence(rng) for _ in range(rng.randint(3, 6)))
             block.append(f"<p>{sentences}</p>")
         if rng.random() < 0.6:
-            items = "".join(f"<li>{_sentence(rng)}</li>" for _ in range(rng.randint(3, 6)))
+            items = "".join(f"<li>{sentence(rng)}</li>" for _ in range(rng.randint(3, 6)))
             block.append(f"<ul>{items}</ul>")
         text = "".join(block)
         blocks.append(text)
@@ -127,9 +128,9 @@ def page_html(number: int, revision: int) -> bytes:
     if revision:
         edit = random.Random(number * 1000 + revision)
         at = len(blocks) // 2
-        new = " ".join(_sentence(edit) for _ in range(4))
+        new = " ".join(sentence(edit) for _ in range(4))
         blocks[at] = re.sub("<p>.*?</p>", f"<p>{new}</p>", blocks[at], count=1)
-        blocks[at] += f"<ul><li>Revision {revision}: {_sentence(edit)}</li></ul>"
+        blocks[at] += f"<ul><li>Revision {revision}: {sentence(edit)}</li></ul>"
     parts += blocks
     parts.append("</main><footer><p>&copy; Example Corp</p></footer></body></html>")
     return "\n".join(parts).encode()

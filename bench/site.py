@@ -30,54 +30,14 @@ from tracker.importer import ImportItem, import_items  # noqa: E402
 from tracker.pipeline import Tracker  # noqa: E402
 from tracker.site import build_site  # noqa: E402
 
-WORDS = tuple(
-    [
-        "service",
-        "user",
-        "content",
-        "data",
-        "account",
-        "policy",
-        "provider",
-        "terms",
-        "agreement",
-        "use",
-        "access",
-        "rights",
-        "information",
-        "law",
-        "request",
-        "security",
-        "personal",
-        "customer",
-        "model",
-        "output",
-        "input",
-        "license",
-        "fee",
-        "payment",
-        "period",
-        "notice",
-        "dispute",
-        "court",
-        "state",
-        "country",
-        "party",
-        "third",
-        "purpose",
-        "processing",
-    ]
-)
+sys.path.insert(0, str(ROOT / "bench"))
+from compare import sentence  # noqa: E402
+
 RISKY = (
     "You may not use the service for facial recognition by or for a police department.",
     "You may not use the service for military and warfare purposes.",
     "We may use your content to train our models unless you opt out.",
 )
-
-
-def sentence(rng: random.Random) -> str:
-    words = [rng.choice(WORDS) for _ in range(rng.randint(8, 22))]
-    return " ".join(words).capitalize() + "."
 
 
 def page(sections: list[tuple[str, list[str], list[str]]], title: str) -> bytes:
