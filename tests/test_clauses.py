@@ -226,3 +226,45 @@ def test_a_duplicate_inserted_before_its_twin_is_one_addition() -> None:
         ("added", "Z"),
         ("added", "None."),
     ]
+
+
+NOISY = [
+    "Last updated: May 2, 2024",
+    "Updated 3 days ago",
+    "a few minutes ago",
+    "Edited yesterday",
+    "TODAY",
+    "posted just now",
+    "Revised last month",
+    "Privacy (opens in a new tab)",
+    "Table of Contents",
+    "On this page",
+    "In this article",
+    "Jump to",
+    "Skip to main content",
+    "Back to top",
+    "Article • 05/02/2024 • 3 contributors",
+    "2024-05-02T10:00:00Z",
+    "10:30 am UTC",
+    "Last updated: ２０２４年",  # full-width digits are \d too
+    "Edited yeſterday",  # non-ASCII: always searched
+]
+
+
+def test_noise_prefilter_never_skips_a_match() -> None:
+    """`cosmetic_key` skips the noise search for texts the prefilter clears; the
+    search must find nothing in every such text (corpus clauses and crafted ones)."""
+    from pathlib import Path
+
+    from tracker.clauses import _NOISE_RE, _may_hold_noise
+
+    texts = list(NOISY)
+    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    for path in sorted(corpus.rglob("*.md")) if corpus.is_dir() else []:
+        texts += [c.text for c in segment(path.read_text(encoding="utf-8"))]
+    texts += [w.upper() + " x" for w in ("ago", "today", "contents", "jump to")]
+    cleared = [t for t in texts if not _may_hold_noise(t)]
+    assert cleared, "the prefilter must clear plain sentences"
+    assert [t for t in cleared if _NOISE_RE.search(t)] == []
+    assert all(_may_hold_noise(t) for t in NOISY)
+    assert all(_NOISE_RE.search(t) for t in NOISY[:-2])
