@@ -93,6 +93,27 @@ def init(force: bool) -> None:
     click.echo(f"Wrote {target}")
 
 
+class InOrder:
+    """Outcomes arrive as documents finish; print them in the configuration's order,
+    each as soon as every document before it is done (a few are in flight at once)."""
+
+    def __init__(self, documents: list[str]) -> None:
+        self.position = {doc: n for n, doc in enumerate(documents)}
+        self.waiting: dict[int, DocumentOutcome] = {}
+        self.next = 0
+
+    def add(self, outcome: DocumentOutcome) -> list[DocumentOutcome]:
+        self.waiting[self.position[outcome.document]] = outcome
+        ready = []
+        while self.next in self.waiting:
+            ready.append(self.waiting.pop(self.next))
+            self.next += 1
+        return ready
+
+    def rest(self) -> list[DocumentOutcome]:
+        return [self.waiting.pop(n) for n in sorted(self.waiting)]
+
+
 @cli.command()
 @click.option("--only", "only", multiple=True, metavar="DOC", help="Fetch only this document.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
@@ -127,23 +148,28 @@ def run(
             " (`tos-tracker init` writes it out to edit).",
             err=True,
         )
-    total = len(select_sources(obj.config, only or None))
+    chosen = [s.id for s in select_sources(obj.config, only or None)]
+    total = len(chosen)
     bar = None
     if terminal and not quiet and not as_json:
         bar = click.progressbar(length=total, label="Checking", file=sys.stderr)
         bar.__enter__()
 
+    in_order = InOrder(chosen)
+
     def show(outcome: DocumentOutcome) -> None:
         if bar is not None:
             bar.update(1)
             lines.append(outcome)
-        elif as_json:
-            return
-        elif quiet:
-            if outcome.status == "failed":
-                click.echo(outcome_line(outcome), err=True)
-        else:
+        elif not as_json:
+            for done in in_order.add(outcome):
+                echo(done)
+
+    def echo(outcome: DocumentOutcome) -> None:
+        if not quiet:
             click.echo(outcome_line(outcome))
+        elif outcome.status == "failed":
+            click.echo(outcome_line(outcome), err=True)
 
     built = None
     try:
@@ -156,8 +182,10 @@ def run(
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    for outcome in lines:
+    for outcome in sorted(lines, key=lambda o: in_order.position[o.document]):
         click.echo(outcome_line(outcome))
+    for outcome in in_order.rest():  # a stopped run: some documents were never checked
+        echo(outcome)
     if as_json:
         click.echo(json.dumps(run_record(summary), indent=2))
     elif not quiet:

@@ -12,15 +12,17 @@ wall (or a 403/406) falls back to the browser when the document allows it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -45,6 +47,7 @@ USER_AGENT = f"tos-tracker/{__version__} (+{PROJECT_URL})"
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -112,29 +115,70 @@ class Fetcher:
         validators: Callable[[Source], Validators | None],
     ) -> Iterator[tuple[Source, FetchResult | FetchError]]:
         """Fetch concurrently; yield each source with its result as soon as it is done."""
-        sources = list(sources)
+        return self.map(sources, lambda source: self.fetch_one(source, validators(source)))
+
+    def map(
+        self,
+        sources: Iterable[Source],
+        work: Callable[[Source], T],
+        *,
+        idle: Callable[[], None] | None = None,
+    ) -> Iterator[tuple[Source, T]]:
+        """Run `work` for each source on the fetch threads; yield each as it finishes.
+
+        `work` normally fetches (`fetch_one`) and then processes the page, so parsing,
+        compressing and writing one page overlap the network waits of the others.
+        Only a window of `workers` × 2 sources is in flight at once, so a run over
+        thousands of documents holds a few pages in memory, never all of them.
+        `cancel()` makes the fetches not yet begun end at once as "cancelled".
+        `idle` is called each time no result is ready, before waiting for one.
+        """
         self._cancelled.clear()
+        pending = iter(sources)
+        window = max(1, self.settings.workers) * 2
         pool = ThreadPoolExecutor(max_workers=self.settings.workers)
+        running: dict[Future[T], Source] = {}
+
+        def submit(count: int) -> None:
+            if self._cancelled.is_set():
+                return  # the rest never begin
+            for source in itertools.islice(pending, count):
+                running[pool.submit(work, source)] = source
+
         try:
-            futures: dict[Future[FetchResult], Source] = {
-                pool.submit(self._fetch_limited, s, validators(s)): s for s in sources
-            }
-            for future in as_completed(futures):
-                source = futures[future]
-                try:
+            submit(window)
+            while running:
+                done, _ = wait(running, timeout=0, return_when=FIRST_COMPLETED)
+                if not done:
+                    if idle is not None:
+                        idle()
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    source = running.pop(future)
+                    submit(1)
                     yield source, future.result()
-                except FetchError as exc:
-                    yield source, exc
-                except Exception as exc:  # a bug or an odd library error: one document only
-                    log.exception("%s: unexpected error while fetching", source.id)
-                    yield source, FetchError("error", f"{type(exc).__name__}: {exc}")
         finally:
-            # When the caller stops early (a stop was requested), fetches not yet
-            # started, or still waiting for their host, are cancelled; those under
-            # way finish and are discarded.
+            # When the caller stops early, fetches not yet begun, or still waiting for
+            # their host, are cancelled; those under way finish and are discarded.
             self._cancelled.set()
             pool.shutdown(wait=True, cancel_futures=True)
             self.browser.close()  # one browser per run, started by the first page that needs it
+
+    def cancel(self) -> None:
+        """End the run's remaining fetches as "cancelled"; those under way finish."""
+        self._cancelled.set()
+
+    def fetch_one(
+        self, source: Source, validators: Validators | None = None
+    ) -> FetchResult | FetchError:
+        """`fetch` within the host's limits and robots.txt; an error is returned, not raised."""
+        try:
+            return self._fetch_limited(source, validators)
+        except FetchError as exc:
+            return exc
+        except Exception as exc:  # a bug or an odd library error: one document only
+            log.exception("%s: unexpected error while fetching", source.id)
+            return FetchError("error", f"{type(exc).__name__}: {exc}")
 
     def _fetch_limited(self, source: Source, validators: Validators | None) -> FetchResult:
         host = (urlsplit(source.url).hostname or "").lower()

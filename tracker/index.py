@@ -11,7 +11,10 @@ import contextlib
 import itertools
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +49,12 @@ class Index:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA busy_timeout=30000")
         self._create_schema()
+        self._batch: _Batch | None = None
 
     def close(self) -> None:
+        if self._batch is not None and self.db.conn.in_transaction:
+            self.db.conn.execute("COMMIT")
+        self._batch = None
         self.db.close()
 
     @contextlib.contextmanager
@@ -59,9 +66,15 @@ class Index:
         BEGIN IMMEDIATE waits for the lock up front, up to busy_timeout. Nested uses
         become savepoints.
         """
+        if self._batch is not None and not self.db.conn.in_transaction:
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            self._batch.opened = time.monotonic()
         if self.db.conn.in_transaction:
             with self.db.atomic():
                 yield
+            if self._batch is not None:
+                self._batch.writes += 1
+                self._batch.commit_if_due(self.db.conn)
             return
         self.db.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -70,6 +83,34 @@ class Index:
             self.db.conn.rollback()
             raise
         self.db.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def batched(self, *, seconds: float = 0.5, writes: int = 500) -> Iterator[None]:
+        """Group the writes made inside into few transactions: one commit (one fsync)
+        per `writes` writes or `seconds` at most, or sooner at `commit()`, which the
+        run calls whenever it would wait for the network, so SQLite's write lock is
+        never held across a wait (other processes' writers only wait for busy stretches).
+
+        Each write still is its own savepoint, so a failing one undoes only itself. A
+        crash loses at most the uncommitted group; the files hold it, and the next
+        run's `sync` rebuilds those documents' rows (the index is never ahead of them).
+        """
+        if self._batch is not None:
+            yield
+            return
+        self._batch = _Batch(seconds, writes)
+        try:
+            yield
+        finally:
+            self._batch = None
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("COMMIT")
+
+    def commit(self) -> None:
+        """End the current group of `batched` writes now."""
+        if self._batch is not None and self.db.conn.in_transaction:
+            self.db.conn.execute("COMMIT")
+            self._batch.writes = 0
 
     def _create_schema(self) -> None:
         db = self.db
@@ -211,17 +252,13 @@ class Index:
         sources = list(sources)
         configured = {s.id for s in sources}
         with self._transaction():
-            for source in sources:
-                self.db.table("documents").upsert(
-                    {
-                        "id": source.id,
-                        "service": source.service,
-                        "title": source.title,
-                        "url": source.url,
-                        "configured": 1,
-                    },
-                    pk="id",
-                )
+            # Plain SQL, one statement for all: this runs at every start, over every document.
+            self.db.conn.executemany(
+                "insert into documents (id, service, title, url, configured)"
+                " values (?, ?, ?, ?, 1) on conflict (id) do update set service = excluded.service,"
+                " title = excluded.title, url = excluded.url, configured = 1",
+                [(s.id, s.service, s.title, s.url) for s in sources],
+            )
             others = [
                 r["id"]
                 for r in self.db.query("select id from documents where configured = 1")
@@ -233,14 +270,23 @@ class Index:
     def add_capture(self, capture: Capture, change: Change | None) -> None:
         """Record a new capture (and the change it makes) in one transaction."""
         with self._transaction():
-            self.db.table("snapshots").upsert(snapshot_row(capture), pk=("document", "captured_at"))
+            self._put("snapshots", snapshot_row(capture))
             if capture.version is not None:
-                self.db.table("versions").upsert(
-                    version_row(capture.version), pk=("document", "captured_at")
-                )
+                self._put("versions", version_row(capture.version))
             if change is not None:
                 self._insert_change(change)
             self._refresh_document(capture.document)
+
+    def _put(self, table: str, row: dict[str, Any]) -> None:
+        """Insert or replace one whole row: plain SQL, as this runs once per capture.
+
+        (sqlite-utils' upsert inspects the table on every call, several queries each.)
+        """
+        columns = ", ".join(f"[{c}]" for c in row)
+        marks = ", ".join("?" for _ in row)
+        self.db.conn.execute(
+            f"insert or replace into [{table}] ({columns}) values ({marks})", list(row.values())
+        )
 
     def apply_run(self, record: dict[str, Any]) -> None:
         """Record a finished run, its errors and each document's last check."""
@@ -249,7 +295,8 @@ class Index:
 
     def _apply_run(self, record: dict[str, Any]) -> None:
         outcomes = record.get("outcomes", [])
-        self.db.table("runs").upsert(
+        self._put(
+            "runs",
             {
                 "id": record["id"],
                 "started_at": record["started_at"],
@@ -257,64 +304,76 @@ class Index:
                 "documents": len(outcomes),
                 **{s: sum(1 for o in outcomes if o["status"] == s) for s in _STATUSES},
             },
-            pk="id",
         )
-        for outcome in outcomes:
-            doc = outcome["document"]
-            if not self.db.table("documents").count_where("id = ?", [doc]):
-                self.db.table("documents").insert({"id": doc, "configured": 0}, pk="id")
-            update: dict[str, Any] = {
-                "last_checked": outcome["checked_at"],
-                "last_status": outcome["status"],
-                "last_error_kind": outcome.get("error_kind"),
-                "last_error": outcome.get("error"),
-            }
-            if outcome["status"] != "failed":
-                update["etag"] = outcome.get("etag")
-                update["last_modified"] = outcome.get("last_modified")
-                update["last_ok"] = outcome["checked_at"]
-                update["failing_since"] = None
-            else:
-                current = self.db.table("documents").get(doc)
-                update["failing_since"] = current.get("failing_since") or outcome["checked_at"]
-                self.db.table("fetch_errors").upsert(
-                    {
-                        "run_id": record["id"],
-                        "document": doc,
-                        "at": outcome["checked_at"],
-                        "kind": outcome.get("error_kind"),
-                        "message": outcome.get("error"),
-                        "http_status": outcome.get("http_status"),
-                    },
-                    pk=("run_id", "document"),
+        # Plain SQL in bulk: a run over thousands of documents ends with this.
+        conn = self.db.conn
+        conn.executemany(
+            "insert or ignore into documents (id, configured) values (?, 0)",
+            [(o["document"],) for o in outcomes],
+        )
+        ok = [o for o in outcomes if o["status"] != "failed"]
+        failed = [o for o in outcomes if o["status"] == "failed"]
+        conn.executemany(
+            "update documents set last_checked = ?, last_status = ?, last_error_kind = ?,"
+            " last_error = ?, etag = ?, last_modified = ?, last_ok = ?, failing_since = null"
+            " where id = ?",
+            [
+                (
+                    o["checked_at"],
+                    o["status"],
+                    o.get("error_kind"),
+                    o.get("error"),
+                    o.get("etag"),
+                    o.get("last_modified"),
+                    o["checked_at"],
+                    o["document"],
                 )
-            self.db.table("documents").update(doc, update)
+                for o in ok
+            ],
+        )
+        conn.executemany(
+            "update documents set last_checked = ?, last_status = ?, last_error_kind = ?,"
+            " last_error = ?, failing_since = coalesce(failing_since, ?) where id = ?",
+            [
+                (
+                    o["checked_at"],
+                    o["status"],
+                    o.get("error_kind"),
+                    o.get("error"),
+                    o["checked_at"],
+                    o["document"],
+                )
+                for o in failed
+            ],
+        )
+        conn.executemany(
+            "insert or replace into fetch_errors (run_id, document, at, kind, message,"
+            " http_status) values (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    record["id"],
+                    o["document"],
+                    o["checked_at"],
+                    o.get("error_kind"),
+                    o.get("error"),
+                    o.get("http_status"),
+                )
+                for o in failed
+            ],
+        )
 
     def _refresh_document(self, document: str) -> None:
-        if not self.db.table("documents").count_where("id = ?", [document]):
-            self.db.table("documents").insert({"id": document, "configured": 0}, pk="id")
-        row = next(
-            self.db.query(
-                "select count(*) n, min(captured_at) first, max(captured_at) last "
-                "from versions where document = ?",
-                [document],
-            )
-        )
-        changes = next(
-            self.db.query(
-                "select count(*) n, max(to_captured_at) last from changes where document = ?",
-                [document],
-            )
-        )
-        self.db.table("documents").update(
-            document,
-            {
-                "versions": row["n"],
-                "first_captured": row["first"],
-                "last_version": row["last"],
-                "changes": changes["n"],
-                "last_changed": changes["last"],
-            },
+        conn = self.db.conn
+        conn.execute("insert or ignore into documents (id, configured) values (?, 0)", [document])
+        conn.execute(
+            "update documents set"
+            " versions = (select count(*) from versions where document = ?1),"
+            " first_captured = (select min(captured_at) from versions where document = ?1),"
+            " last_version = (select max(captured_at) from versions where document = ?1),"
+            " changes = (select count(*) from changes where document = ?1),"
+            " last_changed = (select max(to_captured_at) from changes where document = ?1)"
+            " where id = ?1",
+            [document],
         )
 
     # --- rebuilding ------------------------------------------------------------------------
@@ -367,7 +426,7 @@ class Index:
             self.db.execute(
                 f"delete from {table} where document = ? and to_captured_at = ?", [document, when]
             )
-        self.db.table("changes").upsert(change_row(change), pk=("document", "to_captured_at"))
+        self._put("changes", change_row(change))
         self.db.table("clause_changes").insert_all(
             [
                 {
@@ -437,10 +496,15 @@ class Index:
     # --- reading ---------------------------------------------------------------------------
 
     def validators(self, document: str) -> Validators:
-        row = self.db.table("documents").get(document) if self._has(document) else None
-        if not row:
-            return Validators()
-        return Validators(etag=row.get("etag"), last_modified=row.get("last_modified"))
+        row = self.db.conn.execute(
+            "select etag, last_modified from documents where id = ?", [document]
+        ).fetchone()
+        return Validators(etag=row[0], last_modified=row[1]) if row else Validators()
+
+    def all_validators(self) -> dict[str, Validators]:
+        """Each document's last ETag and Last-Modified, in one query (asked once a run)."""
+        rows = self.db.conn.execute("select id, etag, last_modified from documents")
+        return {doc: Validators(etag=etag, last_modified=modified) for doc, etag, modified in rows}
 
     def _has(self, document: str) -> bool:
         return bool(self.db.table("documents").count_where("id = ?", [document]))
@@ -473,6 +537,20 @@ class Index:
 
 
 _STATUSES = ("new", "changed", "unchanged", "failed")
+
+
+@dataclass
+class _Batch:
+    seconds: float
+    max_writes: int
+    writes: int = 0
+    opened: float = 0.0
+
+    def commit_if_due(self, conn: sqlite3.Connection) -> None:
+        due = self.writes >= self.max_writes or time.monotonic() - self.opened >= self.seconds
+        if due and conn.in_transaction:
+            conn.execute("COMMIT")
+            self.writes = 0
 
 
 def compute_change(

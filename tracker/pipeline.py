@@ -30,7 +30,7 @@ from .models import (
     Version,
 )
 from .noise import flip_note, flip_of
-from .store import Store, iso, sha256_hex
+from .store import Capture, Store, iso, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -127,39 +127,43 @@ def _run_locked(
     index.apply_run(opening)
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(tracker.config.fetch, clock=clock)
+    sent = index.all_validators()  # one query; the fetch threads never touch SQLite
 
-    def validators_for(source: Source) -> Validators | None:
-        # Only ask "has it changed?" about the same URL, when we hold a copy of it made
-        # with the same extraction settings; otherwise we need the body.
+    def check(source: Source) -> Recorded | None:
+        """Fetch and record one document, on a fetch thread; None when cancelled."""
         latest = store.latest_capture(source.id)
-        if latest is None or latest.meta.get("url") != source.url:
-            return None
-        if latest.meta.get("extraction") != extraction_key(
-            source.select, source.remove, source.noise
-        ):
-            return None
-        return index.validators(source.id)
+        validators = sent.get(source.id) if _comparable(source, latest) else None
+        result = fetcher.fetch_one(source, validators)
+        if isinstance(result, FetchError):
+            if result.kind == "cancelled":
+                return None
+            return Recorded(_failed(source, result, clock))
+        try:
+            return _record(tracker, source, result, latest, validators or Validators())
+        except StoreError as exc:  # disk full, say: this capture was not kept
+            return Recorded(_failed(source, FetchError("store", str(exc)), clock))
+        except Exception as exc:  # one odd page must never stop the run
+            log.exception("%s: could not record the fetched page", source.id)
+            error = FetchError("error", f"could not process the page: {exc!r}"[:500])
+            return Recorded(_failed(source, error, clock))
 
     outcomes: dict[str, DocumentOutcome] = {}
+    stopping = False
     try:
-        for source, result in fetcher.fetch_all(sources, validators_for):
-            if isinstance(result, FetchError):
-                outcome = _failed(source, result, clock)
-            else:
-                try:
-                    outcome = _record(tracker, source, result)
-                except StoreError as exc:  # disk full, say: this capture was not kept
-                    outcome = _failed(source, FetchError("store", str(exc)), clock)
-                except Exception as exc:  # one odd page must never stop the run
-                    log.exception("%s: could not record the fetched page", source.id)
-                    error = FetchError("error", f"could not process the page: {exc!r}"[:500])
-                    outcome = _failed(source, error, clock)
-            outcomes[source.id] = outcome
-            if progress:
-                progress(outcome)
-            if stop is not None and stop.is_set():
-                log.warning("stop requested: ending the run after %s", source.id)
-                break
+        with index.batched():
+            for source, recorded in fetcher.map(sources, check, idle=index.commit):
+                if recorded is None:
+                    continue
+                if recorded.capture is not None:
+                    index.add_capture(recorded.capture, recorded.change)
+                outcomes[source.id] = recorded.outcome
+                if progress:
+                    progress(recorded.outcome)
+                if stop is not None and stop.is_set() and not stopping:
+                    # The checks under way finish and are recorded; the rest never begin.
+                    log.warning("stop requested: ending the run after %s", source.id)
+                    fetcher.cancel()
+                    stopping = True
     finally:
         if own_fetcher:
             fetcher.close()
@@ -173,8 +177,39 @@ def _run_locked(
     return summary
 
 
-def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentOutcome:
-    store, index = tracker.store, tracker.index
+@dataclass(frozen=True)
+class Recorded:
+    """What checking one document gave: its outcome, and the capture to index, if any."""
+
+    outcome: DocumentOutcome
+    capture: Capture | None = None
+    change: Change | None = None
+
+
+def _comparable(source: Source, latest: Capture | None) -> bool:
+    """Whether to ask "has it changed?": only about the same URL, held in a copy made
+    with the same extraction settings; otherwise the body is needed."""
+    return (
+        latest is not None
+        and latest.meta.get("url") == source.url
+        and latest.meta.get("extraction")
+        == extraction_key(source.select, source.remove, source.noise)
+    )
+
+
+def _record(
+    tracker: Tracker,
+    source: Source,
+    fetched: FetchResult,
+    latest: Capture | None,
+    sent: Validators,
+) -> Recorded:
+    """Extract, check and store one fetched page; runs on a fetch thread.
+
+    Touches only this document's files (each document is checked by one thread);
+    the index is written by the caller, on the run's own thread.
+    """
+    store = tracker.store
     base = DocumentOutcome(
         document=source.id,
         status="unchanged",
@@ -184,7 +219,6 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
     )
     if fetched.not_modified:
         # A 304 may omit the validators; keep the ones we sent for next time.
-        sent = index.validators(source.id)
         base = replace(
             base,
             validators=Validators(
@@ -192,22 +226,24 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
                 last_modified=fetched.validators.last_modified or sent.last_modified,
             ),
         )
-        current = store.latest_version(source.id)
+        current = _current(store, source, latest)
         if current is None:
-            return replace(
-                base,
-                status="failed",
-                error_kind="http",
-                error="HTTP 304 but no stored copy to compare with",
+            return Recorded(
+                replace(
+                    base,
+                    status="failed",
+                    error_kind="http",
+                    error="HTTP 304 but no stored copy to compare with",
+                )
             )
-        return replace(base, version=current)
+        return Recorded(replace(base, version=current))
     refused = check_response(source, fetched)
     if refused is not None:
-        return replace(base, status="failed", error_kind=refused.kind, error=str(refused))
-    if _same_as_last(store, source, fetched):
+        return Recorded(replace(base, status="failed", error_kind=refused.kind, error=str(refused)))
+    if _same_as_last(store, source, fetched, latest):
         # The bytes of the last capture, read the same way: its text, checks and
         # history stand, so the page is not parsed again (`Store.record` would keep nothing).
-        return replace(base, version=store.latest_version(source.id))
+        return Recorded(replace(base, version=_current(store, source, latest)))
     try:
         text = extract_text(
             fetched.body,
@@ -217,18 +253,20 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
             noise=source.noise,
         )
     except FetchError as exc:
-        return replace(base, status="failed", error_kind=exc.kind, error=str(exc))
+        return Recorded(replace(base, status="failed", error_kind=exc.kind, error=str(exc)))
     if not text.strip():
-        return replace(
-            base,
-            status="failed",
-            error_kind="empty",
-            error="the page has no readable text (is it rendered by JavaScript?)",
+        return Recorded(
+            replace(
+                base,
+                status="failed",
+                error_kind="empty",
+                error="the page has no readable text (is it rendered by JavaScript?)",
+            )
         )
     previous = store.latest_version(source.id)
     suspect = _implausible(tracker, source, text, previous)
     if suspect is not None:
-        return replace(base, status="failed", error_kind=suspect.kind, error=str(suspect))
+        return Recorded(replace(base, status="failed", error_kind=suspect.kind, error=str(suspect)))
     extraction = extraction_key(source.select, source.remove, source.noise)
     describe = {"service": source.service, "title": source.title}
     recent = store.versions(source.id)[-tracker.config.flip_window :] if previous else []
@@ -246,15 +284,13 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
     change: Change | None = None
     if capture is not None and capture.version is not None and previous is not None:
         change = compute_change(store, previous, capture.version, tracker.config.topics)
-    if capture is not None:
-        index.add_capture(capture, change)
     if capture is None or capture.version is None:
         status = "unchanged"
     elif previous is None:
         status = "new"
     else:
         status = "changed"
-    return replace(
+    outcome = replace(
         base,
         status=status,
         version=current,
@@ -262,14 +298,23 @@ def _record(tracker: Tracker, source: Source, fetched: FetchResult) -> DocumentO
         snapshot_stored=capture is not None,
         note=flip_note(flip) if flip is not None and capture is not None else None,
     )
+    return Recorded(outcome, capture, change)
 
 
-def _same_as_last(store: Store, source: Source, fetched: FetchResult) -> bool:
+def _current(store: Store, source: Source, latest: Capture | None) -> Version | None:
+    """The document's current version: most often the one of its latest capture."""
+    if latest is not None and latest.version is not None:
+        return latest.version
+    return store.latest_version(source.id)
+
+
+def _same_as_last(
+    store: Store, source: Source, fetched: FetchResult, latest: Capture | None
+) -> bool:
     """Whether the body equals the last capture's, made with the same extraction settings.
 
     Not while a suspect fetch awaits confirmation, whose count must still be kept.
     """
-    latest = store.latest_capture(source.id)
     return (
         latest is not None
         and latest.snapshot.sha256 == sha256_hex(fetched.body)
