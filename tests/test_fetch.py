@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -400,3 +402,29 @@ def test_no_browser_for_a_fallback_keeps_the_plain_error(httpserver: HTTPServer)
         " install tos-tracker[browser] and the Debian chromium package)"
     )
     assert len(httpserver.log) == 1
+
+
+def test_requests_reads_the_environment_only_when_something_is_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tracker.fetch import environment_matters
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name.lower() in (
+            "requests_ca_bundle",
+            "curl_ca_bundle",
+            "netrc",
+        ):
+            monkeypatch.delenv(name)
+    assert environment_matters() is False
+    assert Fetcher(FetchSettings()).session.trust_env is False
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    assert environment_matters() is True
+    assert Fetcher(FetchSettings()).session.trust_env is True
+    monkeypatch.delenv("https_proxy")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    assert environment_matters() is True
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    (tmp_path / ".netrc").write_text("machine example.com login a password b\n")
+    assert environment_matters() is True

@@ -199,3 +199,19 @@ def test_inline_flags_in_a_user_pattern_are_a_config_error() -> None:
     text = '[[topics]]\nid = "x"\nlabel = "X"\npatterns = ["re:(?x) a b", "c"]\n'
     with pytest.raises(ConfigError, match="do not combine into one expression"):
         parse_config(text, name="tracker.toml", root=Path("/tmp"))
+
+
+def test_built_in_topics_compile() -> None:
+    """default_topics() skips the pattern checks a user's topics get; this is that check."""
+    import re
+
+    from tracker.topics import default_topics, parse_topics, pattern_regex
+
+    topics = default_topics()
+    assert topics
+    for topic in topics:
+        for pattern in topic.patterns:
+            re.compile(pattern_regex(pattern))
+        assert topic.regex.pattern
+    entries = [{"id": t.id, "label": t.label, "patterns": list(t.patterns)} for t in topics]
+    assert parse_topics(entries, "check") == topics
