@@ -423,8 +423,14 @@ def test_requests_reads_the_environment_only_when_something_is_set(
     assert environment_matters() is True
     assert Fetcher(FetchSettings()).session.trust_env is True
     monkeypatch.delenv("https_proxy")
+    # A CA bundle is read once, as requests would read it on each request.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
-    assert environment_matters() is True
+    assert environment_matters() is False
+    assert Fetcher(FetchSettings()).session.verify == str(tmp_path / "ca.pem")
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(tmp_path / "curl.pem"))
+    assert Fetcher(FetchSettings()).session.verify == str(tmp_path / "curl.pem")
+    monkeypatch.delenv("CURL_CA_BUNDLE")
+    assert Fetcher(FetchSettings()).session.verify is True
     (tmp_path / ".netrc").write_text("machine example.com login a password b\n")
     assert environment_matters() is True
