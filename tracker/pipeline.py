@@ -280,6 +280,7 @@ def _record(
         extraction=extraction,
         describe={**describe, **_how(fetched)},
         new_version=flip is None,
+        latest=latest,
     )
     change: Change | None = None
     if capture is not None and capture.version is not None and previous is not None:

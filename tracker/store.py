@@ -103,6 +103,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class _Unread:
+    """Says that a caller did not pass the latest capture (None means there is none)."""
+
+
+UNREAD = _Unread()
+
+
 @dataclass(frozen=True)
 class Capture:
     """One completed capture: the metadata file plus the snapshot and version it names."""
@@ -175,37 +182,7 @@ class Store:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise StoreError(f"{meta_path}: unreadable capture metadata: {exc}") from None
-        captured_at = parse_iso(meta["captured_at"])
-        snap = meta["snapshot"]
-        snapshot = Snapshot(
-            document=document,
-            captured_at=captured_at,
-            sha256=snap["sha256"],
-            path=snap["path"],
-            bytes=snap["bytes"],
-            url=meta["url"],
-            final_url=meta.get("final_url") or meta["url"],
-            status=meta.get("status", 200),
-            content_type=meta.get("content_type"),
-            encoding=meta.get("encoding"),
-            etag=meta.get("etag"),
-            last_modified=meta.get("last_modified"),
-        )
-        version = None
-        if meta.get("version"):
-            ver = meta["version"]
-            version = Version(
-                document=document,
-                captured_at=captured_at,
-                sha256=ver["sha256"],
-                path=ver["path"],
-                bytes=ver["bytes"],
-                snapshot_sha256=snapshot.sha256,
-                snapshot_path=snapshot.path,
-                extraction=meta.get("extraction"),
-                imported=meta.get("imported"),
-            )
-        return Capture(document, captured_at, meta, snapshot, version)
+        return _capture_of(document, meta)
 
     # --- writing ---------------------------------------------------------------------
 
@@ -218,6 +195,7 @@ class Store:
         extraction: str | None = None,
         describe: dict[str, str] | None = None,
         new_version: bool = True,
+        latest: Capture | _Unread | None = UNREAD,
     ) -> tuple[Capture | None, Version | None]:
         """Store a fetch unless its raw bytes (and extraction settings) equal the last ones.
 
@@ -227,11 +205,15 @@ class Store:
         Identical raw bytes fetched again after the extraction settings changed reuse the
         stored snapshot file rather than storing it twice. `new_version=False` stores
         the capture without a version even when its text differs (a page flipping back
-        to an earlier text, see `tracker.noise`).
+        to an earlier text, see `tracker.noise`). `latest` is the document's latest
+        capture when the caller has just read it.
         """
-        previous = self.latest_capture(document)
+        previous = self.latest_capture(document) if isinstance(latest, _Unread) else latest
         raw_sha = sha256_hex(fetched.body)
-        current = self.latest_version(document)
+        if previous is not None and previous.version is not None:
+            current: Version | None = previous.version
+        else:
+            current = self.latest_version(document)
         same_raw = previous is not None and previous.snapshot.sha256 == raw_sha
         if same_raw and previous is not None and previous.meta.get("extraction") == extraction:
             return None, current
@@ -373,7 +355,7 @@ class Store:
             # metadata that names them is written (and synced with its own).
             _fsync_dir(folder)
         self._write(folder / f"{stem}.json", _json_bytes(meta), written)
-        return self._load_capture(document, folder / f"{stem}.json")
+        return _capture_of(document, json.loads(_json_bytes(meta)))
 
     # --- suspect fetches awaiting confirmation ----------------------------------------
 
@@ -566,3 +548,38 @@ def _raw_suffix(content_type: str | None) -> str:
 
 def _json_bytes(data: dict[str, Any]) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _capture_of(document: str, meta: dict[str, Any]) -> Capture:
+    """The capture a metadata file describes."""
+    captured_at = parse_iso(meta["captured_at"])
+    snap = meta["snapshot"]
+    snapshot = Snapshot(
+        document=document,
+        captured_at=captured_at,
+        sha256=snap["sha256"],
+        path=snap["path"],
+        bytes=snap["bytes"],
+        url=meta["url"],
+        final_url=meta.get("final_url") or meta["url"],
+        status=meta.get("status", 200),
+        content_type=meta.get("content_type"),
+        encoding=meta.get("encoding"),
+        etag=meta.get("etag"),
+        last_modified=meta.get("last_modified"),
+    )
+    version = None
+    if meta.get("version"):
+        ver = meta["version"]
+        version = Version(
+            document=document,
+            captured_at=captured_at,
+            sha256=ver["sha256"],
+            path=ver["path"],
+            bytes=ver["bytes"],
+            snapshot_sha256=snapshot.sha256,
+            snapshot_path=snapshot.path,
+            extraction=meta.get("extraction"),
+            imported=meta.get("imported"),
+        )
+    return Capture(document, captured_at, meta, snapshot, version)
