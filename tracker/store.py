@@ -62,6 +62,9 @@ def parse_iso(text: str) -> datetime:
 
 
 PENDING = ".pending.json"  # a dot-file: never read as a capture
+# Level 1 takes 0.2 ms for a 40 KB page where 6 took 0.9 ms (as long as extracting its
+# text), for raw snapshots ~20% bigger (17% vs 14% of the HTML on the corpus's pages).
+RAW_GZIP_LEVEL = 1
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = True) -> None:
@@ -316,7 +319,7 @@ class Store:
             stored_bytes = reuse.meta["snapshot"].get("stored_bytes", 0)
         else:
             raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
-            compressed = gzip.compress(fetched.body, compresslevel=6, mtime=0)
+            compressed = gzip.compress(fetched.body, compresslevel=RAW_GZIP_LEVEL, mtime=0)
             self._write(folder / raw_name, compressed, written, sync_dir=False)
             raw_path = "/".join((*document.split("/"), raw_name))
             stored_bytes = len(compressed)
@@ -355,7 +358,7 @@ class Store:
             # metadata that names them is written (and synced with its own).
             _fsync_dir(folder)
         self._write(folder / f"{stem}.json", _json_bytes(meta), written)
-        return _capture_of(document, json.loads(_json_bytes(meta)))
+        return _capture_of(document, meta)
 
     # --- suspect fetches awaiting confirmation ----------------------------------------
 
