@@ -5,8 +5,9 @@ document's own structure (headings, lists, tables, link targets) and drops
 everything a reader never sees (scripts, styles, hidden elements, form widgets).
 The same bytes always give the same text: no clocks, no randomness, no network.
 
-The HTML work is done by an engine that returns text blocks: `extract_soup`
-(BeautifulSoup). The shared rules live in `extract_rules`.
+The HTML work is done by an engine that returns text blocks: `extract_lxml`, and
+for what it cannot do exactly (`extract_lxml.Unsupported`), `extract_soup`, the
+BeautifulSoup reference it is tested against. The shared rules live in `extract_rules`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from . import extract_soup
+from . import extract_lxml, extract_soup
 from .errors import FetchError
-from .extract_rules import CONTROL, INVISIBLE, clean_url
+from .extract_rules import CONTROL, INVISIBLE, ODD, clean_url
 from .models import NoiseFilters
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "EXTRACTOR_VERSION",
@@ -78,7 +82,18 @@ def extract_text(
     `noise` filters remove their elements with `remove`, then clean the text
     (`filter_text`).
     """
-    return extract_with(extract_soup.render, body, encoding, select, remove, noise)
+    return extract_with(_render, body, encoding, select, remove, noise)
+
+
+def _render(
+    body: bytes | str, encoding: str | None, select: Sequence[str], remove: Sequence[str]
+) -> list[str] | None:
+    """The lxml engine, or the BeautifulSoup one where lxml cannot give the same text."""
+    try:
+        return extract_lxml.render(body, encoding, select, remove)
+    except extract_lxml.Unsupported as why:
+        log.debug("extracting with BeautifulSoup: %s", why)
+        return extract_soup.render(body, encoding, select, remove)
 
 
 def extract_with(
@@ -145,7 +160,8 @@ def _drop_params(href: str, globs: tuple[str, ...]) -> str:
 def normalize_text(text: str) -> str:
     """Unicode NFC, no invisible characters, no trailing spaces, single blank lines."""
     text = unicodedata.normalize("NFC", text)
-    text = CONTROL.sub("", INVISIBLE.sub("", text))
+    if ODD.search(text):  # one scan; most pages have nothing to strip
+        text = CONTROL.sub("", INVISIBLE.sub("", text))
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     out: list[str] = []
     for line in lines:

@@ -9,6 +9,7 @@ how list items are numbered, which link parameters are tracking noise.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 # Elements whose content is never document text.
@@ -143,6 +144,8 @@ BREAK = "\x00"  # stands for <br> until whitespace has been collapsed
 # C0 and C1 controls other than tab and newline: a page's ESC sequences must never
 # reach a terminal, and they are never text a reader sees.
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# What CONTROL or INVISIBLE would remove: text without any is "plain" (see finish_plain).
+ODD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 
 # Labels that browsers decode as windows-1252 (WHATWG Encoding Standard): servers say
 # ISO-8859-1 and send curly quotes and dashes from the 0x80-0x9F range.
@@ -186,10 +189,23 @@ def finish_inline(raw: str) -> str:
     return "\n".join(line for line in lines if line).strip()
 
 
-def link(inner: str, href: str) -> str:
+def finish_plain(raw: str) -> str:
+    """`finish_inline` for text in which `ODD` finds nothing (<br> marks aside).
+
+    Several times faster: no regular expression, str.split() collapses the spaces. It
+    is the same function there: the characters str.split() and str.strip() take for
+    whitespace are SPACE's plus \x1c-\x1f and \x85, which ODD finds.
+    """
+    if BREAK in raw:
+        lines = (" ".join(segment.split()) for segment in raw.split(BREAK))
+        return "\n".join(line for line in lines if line)
+    return " ".join(raw.split())
+
+
+def link(inner: str, href: str, finish: Callable[[str], str] = finish_inline) -> str:
     """An <a> as the renderer writes it, from its rendered content and raw href."""
     href = href.strip()
-    text = finish_inline(inner)
+    text = finish(inner)
     if not text:
         return ""
     if not href or href.lower().startswith(("javascript:", "data:")):
