@@ -29,6 +29,14 @@ from tracker import extract_lxml, extract_soup
 from tracker.demo import bundled_captures
 from tracker.errors import FetchError
 from tracker.extract import Engine, extract_text, extract_with
+from tracker.extract_rules import (
+    BREAK,
+    CONTROL,
+    INVISIBLE,
+    finish_inline,
+    finish_plain,
+    has_odd,
+)
 from tracker.models import NoiseFilters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -545,3 +553,22 @@ def test_extract_text_uses_the_lxml_engine(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(extract_soup, "render", refuse)
     assert extract_text(test_hostile.V1, select=["main"]).startswith("# Terms")
+
+
+# --- the fast text rules equal the ones they stand in for --------------------------------
+
+
+def test_has_odd_finds_what_control_and_invisible_remove() -> None:
+    for code in [*range(0x3000), 0x3000, 0xFEFF, 0xFFFD, 0x1F600]:
+        char = chr(code)
+        removed = bool(CONTROL.search(char) or INVISIBLE.search(char))
+        assert has_odd(char) == removed == has_odd(f"ab{char}cd") == has_odd(f"é{char}"), code
+
+
+def test_finish_plain_is_finish_inline_on_plain_text() -> None:
+    pieces = [" ", "  ", "\n", "\t", "\r", "\xa0", "\u2028", "\u3000", "\u200a", BREAK]
+    pieces += ["a", "b", "é", "’", "x y", " z "]
+    rng = random.Random(7)
+    for _ in range(20000):
+        raw = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        assert finish_plain(raw) == finish_inline(raw), repr(raw)

@@ -23,7 +23,7 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from . import extract_lxml, extract_soup
 from .errors import FetchError
-from .extract_rules import CONTROL, INVISIBLE, ODD, clean_url
+from .extract_rules import CONTROL, INVISIBLE, clean_url, has_odd
 from .models import NoiseFilters
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _drop_params(href: str, globs: tuple[str, ...]) -> str:
 def normalize_text(text: str) -> str:
     """Unicode NFC, no invisible characters, no trailing spaces, single blank lines."""
     text = unicodedata.normalize("NFC", text)
-    if ODD.search(text):  # one scan; most pages have nothing to strip
+    if has_odd(text):  # one fast scan; most pages have nothing to strip
         text = CONTROL.sub("", INVISIBLE.sub("", text))
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     out: list[str] = []
