@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """What extraction costs per page: the lxml engine against the BeautifulSoup one.
 
-python bench/extract.py [--pages 300] [--repeat 3] [--json FILE]
+python bench/extract.py [--pages 300] [--repeat 5] [--json FILE]
 
 Times `extract_text`'s two engines (tracker/extract_lxml.py, what runs, and
 tracker/extract_soup.py, the reference and fallback) on the benchmark's generated
 pages (`bench/compare.py`'s `page_html`, with its `select = ["main"]`) and on the
-HTML captures of ../shared/corpus (with the selectors tracker/default.toml gives
-the same address, if any). Prints milliseconds per page, the best of `--repeat`
+HTML captures of ../shared/corpus (with their document's selectors from
+tracker/default.toml). Prints milliseconds per page, the best of `--repeat`
 rounds, and checks on the way that both engines give the same text.
 """
 
@@ -41,17 +41,25 @@ def generated_pages(count: int) -> list[Page]:
     return [(page_html(n, 0), ["main"], []) for n in range(count)]
 
 
+# Which tracked document each corpus folder of HTML captures is (the address changed).
+CORPUS_DOCUMENTS = {
+    "openai-usage-policies-html": "openai/usage-policies",
+    "azure-openai-code-of-conduct-reconstructed": "azure-openai/code-of-conduct",
+}
+
+
 def corpus_pages() -> list[Page]:
     """The corpus's HTML captures, each with its document's selectors from default.toml."""
     if not (CORPUS / "manifest.json").is_file():
         return []
     documents = tomllib.loads((ROOT / "tracker" / "default.toml").read_text())["documents"]
-    by_url = {d["url"]: (d.get("select", []), d.get("remove", [])) for d in documents}
+    by_id = {d["id"]: (d.get("select", []), d.get("remove", [])) for d in documents}
     manifest = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))
     pages = []
     for entry in manifest:
         if entry.get("format") == "html":
-            select, remove = by_url.get(entry.get("original_url", ""), ([], []))
+            folder = entry["file"].split("/")[0]
+            select, remove = by_id.get(CORPUS_DOCUMENTS.get(folder, ""), ([], []))
             pages.append(((CORPUS / entry["file"]).read_bytes(), select, remove))
     return pages
 
@@ -112,7 +120,7 @@ def print_table(rows: list[dict[str, Any]], say: Callable[[str], None] = print) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=300, help="generated pages (300)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; the best counts (3)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds; the best counts (5)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
     rows = [measure("generated (page_html)", generated_pages(args.pages), args.repeat)]

@@ -474,6 +474,11 @@ def _strings(element: Element) -> Iterator[str | Element]:
             yield child.tail
 
 
+# Blocks that `_Renderer.block` renders as their children: one without any is its text.
+_RENDERED_APART = ("ul", "ol", "menu", "table", "pre", "hr", "blockquote", "dd")
+_TEXT_BLOCKS = BLOCK_TAGS.difference(HEADINGS, _RENDERED_APART)
+
+
 class _Renderer:
     """`extract_soup`'s renderer over lxml elements.
 
@@ -504,7 +509,12 @@ class _Renderer:
                         if flushed := finish("".join(inline)):
                             blocks.append(flushed)
                         inline.clear()
-                    blocks.extend(self.block(child, tag))
+                    if tag in _TEXT_BLOCKS and not len(child):  # a paragraph of text alone
+                        text = child.text
+                        if text and (flushed := finish(self._text(text))):
+                            blocks.append(flushed)
+                    else:
+                        blocks.extend(self.block(child, tag))
                 else:
                     inline.append(self.inline(child, tag))
             tail = child.tail
