@@ -573,3 +573,31 @@ def test_finish_plain_is_finish_inline_on_plain_text() -> None:
     for _ in range(20000):
         raw = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
         assert finish_plain(raw) == finish_inline(raw), repr(raw)
+
+
+def test_case_insensitive_attributes_copy_equals_soupsieve() -> None:
+    from soupsieve.css_parser import HTML_CASE_INSENSITIVE_ATTRIBUTES as original
+
+    from tracker.extract_lxml import HTML_CASE_INSENSITIVE_ATTRIBUTES
+
+    assert original == HTML_CASE_INSENSITIVE_ATTRIBUTES
+
+
+def test_a_plain_run_imports_neither_bs4_nor_soupsieve(tmp_path: Path) -> None:
+    """Start-up cost: both load only for the fallback or an odd selector."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from tracker.config import selector_problem\n"
+        "from tracker.extract import extract_text\n"
+        "assert selector_problem('main .content') is None\n"
+        "html = b'<html><body><main><p>Hello there</p></main></body></html>'\n"
+        "assert extract_text(html, encoding='utf-8', select=['main']) == 'Hello there\\n'\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bs4', 'soupsieve')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert out.stdout.strip() == "[]"

@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from . import extract_lxml, extract_soup
+from . import extract_lxml
 from .errors import FetchError
 from .extract_rules import CONTROL, INVISIBLE, clean_url, has_odd
 from .models import NoiseFilters
@@ -93,6 +93,8 @@ def _render(
         return extract_lxml.render(body, encoding, select, remove)
     except extract_lxml.Unsupported as why:
         log.debug("extracting with BeautifulSoup: %s", why)
+        from . import extract_soup  # imported only when needed: bs4 is slow to import
+
         return extract_soup.render(body, encoding, select, remove)
 
 
