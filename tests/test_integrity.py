@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import sqlite3
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -415,15 +414,15 @@ def test_a_read_only_store_is_one_clear_error(
     before = files_under(workdir / "snapshots")
     requests = len(httpserver.log)
     site.advance()
-    real_mkstemp = tempfile.mkstemp
+    real_open = os.open
     store = workdir / "snapshots"
 
-    def mkstemp(*args, **kwargs):
-        if str(kwargs.get("dir", "")).startswith(str(store)):
+    def open_(path, flags, *args, **kwargs):  # creating a file there fails, as on a RO disk
+        if str(path).startswith(str(store)) and flags & os.O_CREAT:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-        return real_mkstemp(*args, **kwargs)
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(os, "open", open_)
     result = invoke("run")
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
