@@ -420,3 +420,23 @@ def test_the_same_bytes_without_validators_are_not_extracted_again(
     assert outcome.version == first.outcomes[0].version
     assert not outcome.snapshot_stored
     assert files_under(tracker.store.root / "test") == before
+
+
+def test_the_summary_keeps_a_change_s_edits_not_the_whole_text(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    """Progress sees the whole diff; the summary, held until the run ends, only the edits."""
+    site = Site(httpserver)
+    site.pages["/a"] = PAGE_V1
+    tracker = make_tracker([document_entry("test/a", httpserver.url_for("/a"), select=["main"])])
+    run(tracker, clock=clock)
+    clock.advance(hours=6)
+    site.pages["/a"] = PAGE_V2
+    seen = []
+    summary = run(tracker, clock=clock, progress=seen.append)
+    live, kept = seen[0].change, summary.outcomes[0].change
+    assert live is not None and kept is not None
+    assert any(op == 0 for op, _ in live.diff.ops)
+    assert all(op != 0 for op, _ in kept.diff.ops)
+    assert kept.diff.deleted == live.diff.deleted == ["- Military and warfare\n"]
+    assert kept.summary == live.summary and kept.flags == live.flags

@@ -189,7 +189,7 @@ def clean_inline(text: str) -> str:
     return " ".join(text.split())
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)  # ~6 MB at most
 def match_key(text: str) -> str:
     """What must be equal for two clauses to be the same clause, unchanged.
 
@@ -248,7 +248,7 @@ _QUOTES = str.maketrans(
 )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)  # ~6 MB at most
 def cosmetic_key(text: str) -> str:
     """The text with everything a cosmetic change may touch taken out.
 

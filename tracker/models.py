@@ -216,7 +216,12 @@ class DocumentOutcome:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One run over the configured documents."""
+    """One run over the configured documents.
+
+    An outcome's `change` here keeps only the inserted and deleted runs of its word
+    diff, not the unchanged text between them: the progress callback sees the whole
+    diff as each document is recorded (see `pipeline._kept`).
+    """
 
     id: str
     started_at: datetime

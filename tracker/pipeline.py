@@ -156,9 +156,9 @@ def _run_locked(
                     continue
                 if recorded.capture is not None:
                     index.add_capture(recorded.capture, recorded.change)
-                outcomes[source.id] = recorded.outcome
                 if progress:
                     progress(recorded.outcome)
+                outcomes[source.id] = _kept(recorded.outcome)
                 if stop is not None and stop.is_set() and not stopping:
                     # The checks under way finish and are recorded; the rest never begin.
                     log.warning("stop requested: ending the run after %s", source.id)
@@ -175,6 +175,21 @@ def _run_locked(
     store.write_run(record)
     index.apply_run(record)
     return summary
+
+
+def _kept(outcome: DocumentOutcome) -> DocumentOutcome:
+    """The outcome as the run's summary keeps it: without the word diff's unchanged text.
+
+    The equal runs hold the whole text of the document; a run over thousands of
+    documents would keep them all until it ends. What was inserted and deleted, counts,
+    sections, clause changes and flags stay; the full diff is one `history.change_for`
+    (or `tos-tracker diff`) away.
+    """
+    change = outcome.change
+    if change is None or all(op for op, _ in change.diff.ops):
+        return outcome
+    edits = tuple((op, text) for op, text in change.diff.ops if op)
+    return replace(outcome, change=replace(change, diff=replace(change.diff, ops=edits)))
 
 
 @dataclass(frozen=True)
