@@ -309,8 +309,10 @@ class TosTracker:
         cmd = [sys.executable]
         if self.profile is not None:
             self.profile.mkdir(parents=True, exist_ok=True)
-            cmd += ["-m", "cProfile", "-o", str(self.profile / f"tos-tracker-{phase}.prof")]
-        cmd += ["-m", "tracker", "run", "--json"]
+            out = self.profile / f"tos-tracker-{phase}.prof"
+            cmd += [str(ROOT / "bench" / "profile_threads.py"), str(out), "run", "--json"]
+        else:
+            cmd += ["-m", "tracker", "run", "--json"]
         result = timed(cmd, self.work, env={**os.environ, "PYTHONPATH": str(ROOT)})
         try:
             counts = json.loads(result["stdout"])["counts"]
@@ -453,7 +455,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
-    parser.add_argument("--profile", type=Path, help="cProfile tos-tracker's runs into this folder")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="profile tos-tracker's runs into this folder (every thread with yappi installed)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = compare(args.pages, Path(tmp), profile=args.profile)
