@@ -440,3 +440,16 @@ def test_the_summary_keeps_a_change_s_edits_not_the_whole_text(
     assert all(op != 0 for op, _ in kept.diff.ops)
     assert kept.diff.deleted == live.diff.deleted == ["- Military and warfare\n"]
     assert kept.summary == live.summary and kept.flags == live.flags
+
+
+def test_a_document_named_twice_is_checked_once(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    """Documents are recorded on fetch threads; one named twice must not race itself."""
+    site = Site(httpserver)
+    site.pages["/a"] = PAGE_V1
+    tracker = make_tracker([document_entry("test/a", httpserver.url_for("/a"), select=["main"])])
+    summary = run(tracker, clock=clock, only=["test/a", "test/a"])
+    assert [o.document for o in summary.outcomes] == ["test/a"]
+    assert site.statuses == [200]
+    assert len(files_under(tracker.store.root / "test")) == 3

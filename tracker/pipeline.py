@@ -74,16 +74,17 @@ class Tracker:
 
 
 def select_sources(config: Config, only: Sequence[str] | None) -> list[Source]:
+    """The documents a run checks, each once: two threads must never record one document."""
     if not only:
         return list(config.sources)
-    chosen = []
+    chosen: dict[str, Source] = {}
     for doc_id in only:
         source = config.source(doc_id)
         if source is None:
             known = ", ".join(s.id for s in config.sources)
             raise UnknownDocumentError(f"unknown document {doc_id!r}; configured: {known}")
-        chosen.append(source)
-    return chosen
+        chosen.setdefault(source.id, source)
+    return list(chosen.values())
 
 
 def run(
