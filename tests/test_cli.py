@@ -306,3 +306,36 @@ def test_run_is_quiet_under_cron_except_for_failures(httpserver: HTTPServer, wor
     failing = CliRunner().invoke(cli, ["run"])
     assert failing.exit_code == 1
     assert failing.output.strip().startswith("failed    acme/missing  http: HTTP 404")
+
+
+def test_a_held_back_failure_line_is_printed_when_the_run_is_interrupted(
+    httpserver: HTTPServer, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines wait for the documents before them; an interrupted run still prints them."""
+    import time
+
+    from werkzeug import Request, Response
+
+    from tracker.index import Index
+
+    def slow(request: Request) -> Response:
+        time.sleep(0.5)
+        return Response(V1, content_type="text/html")
+
+    httpserver.expect_request("/p").respond_with_handler(slow)
+    httpserver.expect_request("/x").respond_with_data("no", status=404)
+    write_config(
+        workdir,
+        [
+            document_entry("acme/policy", httpserver.url_for("/p")),
+            document_entry("acme/missing", httpserver.url_for("/x")),
+        ],
+    )
+
+    def interrupted(self: Index, capture: object, change: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Index, "add_capture", interrupted)
+    result = invoke("run", "--quiet")
+    assert isinstance(result.exception, KeyboardInterrupt) or result.exit_code != 0
+    assert "acme/missing" in result.stderr

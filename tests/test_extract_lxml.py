@@ -601,3 +601,18 @@ def test_a_plain_run_imports_neither_bs4_nor_soupsieve(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_selector_only_cssselect_reads_fails_fallback_pages_plainly() -> None:
+    """cssselect reads `#1a` (config accepts it); soupsieve, used by the fallback engine
+    for the rare pages lxml cannot do alike, does not: such a page is a `selector` error
+    naming the selector, never an odd-page crash."""
+    from tracker.errors import FetchError
+    from tracker.extract import extract_text
+
+    plain = b'<html><body><div id="1a"><p>Terms of service text</p></div></body></html>'
+    assert extract_text(plain, encoding="utf-8", select=["#1a"]) == "Terms of service text\n"
+    needs_fallback = plain.replace(b"Terms of", b"Terms\x0cof")
+    with pytest.raises(FetchError) as caught:
+        extract_text(needs_fallback, encoding="utf-8", select=["#1a"])
+    assert caught.value.kind == "selector" and "'#1a'" in str(caught.value)

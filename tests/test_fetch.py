@@ -434,3 +434,19 @@ def test_requests_reads_the_environment_only_when_something_is_set(
     assert Fetcher(FetchSettings()).session.verify is True
     (tmp_path / ".netrc").write_text("machine example.com login a password b\n")
     assert environment_matters() is True
+
+
+def test_a_fetcher_starts_without_a_home_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cron or container user with no HOME and no passwd entry: no netrc, no crash."""
+    import pwd
+
+    from tracker.fetch import environment_matters
+
+    monkeypatch.delenv("HOME", raising=False)
+
+    def no_entry(uid: int) -> None:
+        raise KeyError(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    assert isinstance(environment_matters(), bool)
+    Fetcher(FetchSettings()).close()

@@ -453,3 +453,42 @@ def test_a_document_named_twice_is_checked_once(
     assert [o.document for o in summary.outcomes] == ["test/a"]
     assert site.statuses == [200]
     assert len(files_under(tracker.store.root / "test")) == 3
+
+
+def test_an_index_error_on_one_document_fails_that_document_only(
+    httpserver: HTTPServer, make_tracker, clock: Clock, monkeypatch
+) -> None:
+    """Index rows are written on the run's thread; a failing one (a full disk under the
+    index, say) fails its document, the others go on, and the next run indexes it."""
+    import sqlite3
+
+    httpserver.expect_request("/a").respond_with_data("<p>alpha text</p>", content_type="text/html")
+    httpserver.expect_request("/b").respond_with_data("<p>beta text</p>", content_type="text/html")
+    tracker = make_tracker(
+        [
+            document_entry("test/a", httpserver.url_for("/a")),
+            document_entry("test/b", httpserver.url_for("/b")),
+        ],
+        workers=1,
+    )
+    real = Index._refresh_document
+
+    def broken(self: Index, doc: str) -> None:
+        if doc == "test/a":
+            raise sqlite3.OperationalError("database or disk is full")
+        real(self, doc)
+
+    monkeypatch.setattr(Index, "_refresh_document", broken)
+    summary = run(tracker, clock=clock)
+    outcomes = {o.document: o for o in summary.outcomes}
+    assert outcomes["test/b"].status == "new"
+    assert outcomes["test/a"].status == "failed"
+    assert "could not index" in (outcomes["test/a"].error or "")
+    assert [r["document"] for r in tracker.index.db.query("select document from snapshots")] == [
+        "test/b"
+    ]
+    monkeypatch.setattr(Index, "_refresh_document", real)
+    clock.advance(hours=1)
+    run(tracker, clock=clock)  # sync finds the files ahead of the index and repairs them
+    rows = tracker.index.db.query("select document from snapshots order by document")
+    assert [r["document"] for r in rows] == ["test/a", "test/b"]

@@ -182,10 +182,11 @@ def run(
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+        # Held back behind a document that never finished (a stopped or failed run).
+        for outcome in in_order.rest():
+            echo(outcome)
     for outcome in sorted(lines, key=lambda o: in_order.position[o.document]):
         click.echo(outcome_line(outcome))
-    for outcome in in_order.rest():  # a stopped run: some documents were never checked
-        echo(outcome)
     if as_json:
         click.echo(json.dumps(run_record(summary), indent=2))
     elif not quiet:

@@ -95,7 +95,26 @@ def _render(
         log.debug("extracting with BeautifulSoup: %s", why)
         from . import extract_soup  # imported only when needed: bs4 is slow to import
 
+        _check_for_soupsieve([*select, *remove])
         return extract_soup.render(body, encoding, select, remove)
+
+
+def _check_for_soupsieve(selectors: Sequence[str]) -> None:
+    """The configuration accepts what cssselect reads (it is asked first, being cheap);
+    soupsieve, which the BeautifulSoup engine uses, is stricter (an id starting with a
+    digit must be escaped: `#\\31 a`). A page that needs that engine fails plainly
+    then, naming the selector, rather than as an odd page."""
+    import soupsieve
+
+    for selector in selectors:
+        try:
+            soupsieve.compile(selector)
+        except Exception as exc:  # soupsieve raises several types for bad syntax
+            raise FetchError(
+                "selector",
+                f"this page needs the BeautifulSoup engine, which cannot read the selector"
+                f" {selector!r} ({str(exc).splitlines()[0]}); write it in standard CSS",
+            ) from None
 
 
 def extract_with(

@@ -62,7 +62,7 @@ def environment_matters() -> bool:
         return True
     if "netrc" in names:
         return True
-    home = Path.home()
+    home = Path(os.path.expanduser("~"))  # "~" itself when there is no home: no netrc
     return (home / ".netrc").exists() or (home / "_netrc").exists()
 
 

@@ -156,7 +156,13 @@ def _run_locked(
                 if recorded is None:
                     continue
                 if recorded.capture is not None:
-                    index.add_capture(recorded.capture, recorded.change)
+                    try:
+                        index.add_capture(recorded.capture, recorded.change)
+                    except Exception as exc:  # one document's row: never the whole run
+                        # The files stand; the next run's sync indexes them again.
+                        log.exception("%s: could not index the new capture", source.id)
+                        error = FetchError("error", f"could not index the page: {exc!r}"[:500])
+                        recorded = Recorded(_failed(source, error, clock))
                 if progress:
                     progress(recorded.outcome)
                 outcomes[source.id] = _kept(recorded.outcome)
