@@ -492,3 +492,26 @@ def test_an_index_error_on_one_document_fails_that_document_only(
     run(tracker, clock=clock)  # sync finds the files ahead of the index and repairs them
     rows = tracker.index.db.query("select document from snapshots order by document")
     assert [r["document"] for r in rows] == ["test/a", "test/b"]
+
+
+def test_an_unreadable_capture_fails_its_document_only(
+    httpserver: HTTPServer, make_tracker, clock: Clock
+) -> None:
+    """Each document is read and recorded on a fetch thread; a corrupt metadata file
+    there is that document's failure, never the run's."""
+    httpserver.expect_request("/a").respond_with_data("<p>alpha text</p>", content_type="text/html")
+    httpserver.expect_request("/b").respond_with_data("<p>beta text</p>", content_type="text/html")
+    tracker = make_tracker(
+        [
+            document_entry("test/a", httpserver.url_for("/a")),
+            document_entry("test/b", httpserver.url_for("/b")),
+        ]
+    )
+    run(tracker, clock=clock)
+    (meta,) = (tracker.store.root / "test" / "a").glob("*.json")
+    meta.write_text("{not json")
+    clock.advance(hours=1)
+    outcomes = {o.document: o for o in run(tracker, clock=clock).outcomes}
+    assert outcomes["test/a"].status == "failed" and outcomes["test/a"].error_kind == "store"
+    assert "unreadable capture metadata" in (outcomes["test/a"].error or "")
+    assert outcomes["test/b"].status == "unchanged"

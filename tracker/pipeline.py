@@ -132,16 +132,16 @@ def _run_locked(
 
     def check(source: Source) -> Recorded | None:
         """Fetch and record one document, on a fetch thread; None when cancelled."""
-        latest = store.latest_capture(source.id)
-        validators = sent.get(source.id) if _comparable(source, latest) else None
-        result = fetcher.fetch_one(source, validators)
-        if isinstance(result, FetchError):
-            if result.kind == "cancelled":
-                return None
-            return Recorded(_failed(source, result, clock))
         try:
+            latest = store.latest_capture(source.id)
+            validators = sent.get(source.id) if _comparable(source, latest) else None
+            result = fetcher.fetch_one(source, validators)
+            if isinstance(result, FetchError):
+                if result.kind == "cancelled":
+                    return None
+                return Recorded(_failed(source, result, clock))
             return _record(tracker, source, result, latest, validators or Validators())
-        except StoreError as exc:  # disk full, say: this capture was not kept
+        except StoreError as exc:  # disk full, an unreadable capture: not kept
             return Recorded(_failed(source, FetchError("store", str(exc)), clock))
         except Exception as exc:  # one odd page must never stop the run
             log.exception("%s: could not record the fetched page", source.id)
