@@ -495,12 +495,6 @@ class Index:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def validators(self, document: str) -> Validators:
-        row = self.db.conn.execute(
-            "select etag, last_modified from documents where id = ?", [document]
-        ).fetchone()
-        return Validators(etag=row[0], last_modified=row[1]) if row else Validators()
-
     def all_validators(self) -> dict[str, Validators]:
         """Each document's last ETag and Last-Modified, in one query (asked once a run)."""
         rows = self.db.conn.execute("select id, etag, last_modified from documents")

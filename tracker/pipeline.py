@@ -134,13 +134,15 @@ def _run_locked(
         """Fetch and record one document, on a fetch thread; None when cancelled."""
         try:
             latest = store.latest_capture(source.id)
-            validators = sent.get(source.id) if _comparable(source, latest) else None
+            extraction = extraction_key(source.select, source.remove, source.noise)
+            validators = sent.get(source.id) if _comparable(source, latest, extraction) else None
             result = fetcher.fetch_one(source, validators)
             if isinstance(result, FetchError):
                 if result.kind == "cancelled":
                     return None
                 return Recorded(_failed(source, result, clock))
-            return _record(tracker, source, result, latest, validators or Validators())
+            sent_validators = validators or Validators()
+            return _record(tracker, source, result, latest, sent_validators, extraction)
         except StoreError as exc:  # disk full, an unreadable capture: not kept
             return Recorded(_failed(source, FetchError("store", str(exc)), clock))
         except Exception as exc:  # one odd page must never stop the run
@@ -208,14 +210,14 @@ class Recorded:
     change: Change | None = None
 
 
-def _comparable(source: Source, latest: Capture | None) -> bool:
+def _comparable(source: Source, latest: Capture | None, extraction: str) -> bool:
     """Whether to ask "has it changed?": only about the same URL, held in a copy made
-    with the same extraction settings; otherwise the body is needed."""
+    with the same extraction settings (`extraction`, their key); otherwise the body is
+    needed."""
     return (
         latest is not None
         and latest.meta.get("url") == source.url
-        and latest.meta.get("extraction")
-        == extraction_key(source.select, source.remove, source.noise)
+        and latest.meta.get("extraction") == extraction
     )
 
 
@@ -225,6 +227,7 @@ def _record(
     fetched: FetchResult,
     latest: Capture | None,
     sent: Validators,
+    extraction: str,
 ) -> Recorded:
     """Extract, check and store one fetched page; runs on a fetch thread.
 
@@ -248,7 +251,7 @@ def _record(
                 last_modified=fetched.validators.last_modified or sent.last_modified,
             ),
         )
-        current = _current(store, source, latest)
+        current = store.current_version(source.id, latest)
         if current is None:
             return Recorded(
                 replace(
@@ -262,10 +265,10 @@ def _record(
     refused = check_response(source, fetched)
     if refused is not None:
         return Recorded(replace(base, status="failed", error_kind=refused.kind, error=str(refused)))
-    if _same_as_last(store, source, fetched, latest):
+    if _same_as_last(store, source, fetched, latest, extraction):
         # The bytes of the last capture, read the same way: its text, checks and
         # history stand, so the page is not parsed again (`Store.record` would keep nothing).
-        return Recorded(replace(base, version=_current(store, source, latest)))
+        return Recorded(replace(base, version=store.current_version(source.id, latest)))
     try:
         text = extract_text(
             fetched.body,
@@ -289,7 +292,6 @@ def _record(
     suspect = _implausible(tracker, source, text, previous)
     if suspect is not None:
         return Recorded(replace(base, status="failed", error_kind=suspect.kind, error=str(suspect)))
-    extraction = extraction_key(source.select, source.remove, source.noise)
     describe = {"service": source.service, "title": source.title}
     recent = store.versions(source.id)[-tracker.config.flip_window :] if previous else []
     flip = flip_of(recent, sha256_hex(text.encode("utf-8")), extraction, tracker.config.flip_window)
@@ -324,15 +326,8 @@ def _record(
     return Recorded(outcome, capture, change)
 
 
-def _current(store: Store, source: Source, latest: Capture | None) -> Version | None:
-    """The document's current version: most often the one of its latest capture."""
-    if latest is not None and latest.version is not None:
-        return latest.version
-    return store.latest_version(source.id)
-
-
 def _same_as_last(
-    store: Store, source: Source, fetched: FetchResult, latest: Capture | None
+    store: Store, source: Source, fetched: FetchResult, latest: Capture | None, extraction: str
 ) -> bool:
     """Whether the body equals the last capture's, made with the same extraction settings.
 
@@ -341,8 +336,7 @@ def _same_as_last(
     return (
         latest is not None
         and latest.snapshot.sha256 == sha256_hex(fetched.body)
-        and latest.meta.get("extraction")
-        == extraction_key(source.select, source.remove, source.noise)
+        and latest.meta.get("extraction") == extraction
         and not store.pending(source.id)
     )
 

@@ -194,6 +194,18 @@ class Store:
                 return capture.version
         return None
 
+    def current_version(
+        self, document: str, latest: Capture | _Unread | None = UNREAD
+    ) -> Version | None:
+        """The document's current version: most often that of its latest capture, which
+        a caller that has just read it passes (None: the document has no capture)."""
+        if not isinstance(latest, _Unread):
+            if latest is None:
+                return None
+            if latest.version is not None:
+                return latest.version
+        return self.latest_version(document)
+
     def read_text(self, version: Version) -> str:
         text = read_bytes(self.root / version.path).decode("utf-8")
         return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
@@ -242,10 +254,7 @@ class Store:
         """
         previous = self.latest_capture(document) if isinstance(latest, _Unread) else latest
         raw_sha = sha256_hex(fetched.body)
-        if previous is not None and previous.version is not None:
-            current: Version | None = previous.version
-        else:
-            current = self.latest_version(document)
+        current = self.current_version(document, previous)
         same_raw = previous is not None and previous.snapshot.sha256 == raw_sha
         if same_raw and previous is not None and previous.meta.get("extraction") == extraction:
             return None, current
