@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, check_keys
+from .extract_rules import soupsieve_problem
 from .models import NoiseFilters, Source
 from .schedule import ScheduleSettings, parse_cron
 from .status import parse_duration
@@ -516,14 +517,7 @@ def selector_problem(selector: str) -> str | None:
         HTMLTranslator().css_to_xpath(selector)
         return None
     except (SelectorError, ExpressionError):
-        pass
-    import soupsieve
-
-    try:
-        soupsieve.compile(selector)
-    except Exception as exc:  # soupsieve raises several types for bad syntax
-        return str(exc).splitlines()[0]
-    return None
+        return soupsieve_problem(selector)
 
 
 def _parse_document(entry: Any, position: int, name: str) -> Source:

@@ -23,7 +23,7 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from . import extract_lxml
 from .errors import FetchError
-from .extract_rules import CONTROL, INVISIBLE, clean_url, has_odd
+from .extract_rules import CONTROL, INVISIBLE, clean_url, has_odd, soupsieve_problem
 from .models import NoiseFilters
 
 log = logging.getLogger(__name__)
@@ -104,17 +104,13 @@ def _check_for_soupsieve(selectors: Sequence[str]) -> None:
     soupsieve, which the BeautifulSoup engine uses, is stricter (an id starting with a
     digit must be escaped: `#\\31 a`). A page that needs that engine fails plainly
     then, naming the selector, rather than as an odd page."""
-    import soupsieve
-
     for selector in selectors:
-        try:
-            soupsieve.compile(selector)
-        except Exception as exc:  # soupsieve raises several types for bad syntax
+        if problem := soupsieve_problem(selector):
             raise FetchError(
                 "selector",
                 f"this page needs the BeautifulSoup engine, which cannot read the selector"
-                f" {selector!r} ({str(exc).splitlines()[0]}); write it in standard CSS",
-            ) from None
+                f" {selector!r} ({problem}); write it in standard CSS",
+            )
 
 
 def extract_with(
