@@ -515,3 +515,23 @@ def test_an_unreadable_capture_fails_its_document_only(
     assert outcomes["test/a"].status == "failed" and outcomes["test/a"].error_kind == "store"
     assert "unreadable capture metadata" in (outcomes["test/a"].error or "")
     assert outcomes["test/b"].status == "unchanged"
+
+
+def test_a_batched_write_inside_another_never_commits_the_outer_one(tmp_path: Path) -> None:
+    """A group's commit comes only between writes: a nested write that finds the group
+    due must not commit while the write around it is still open."""
+    import pytest
+
+    index = Index(tmp_path / "index.db")
+    with index.batched(seconds=0):  # every write finds the group due
+        with index._transaction():
+            index.db.conn.execute("insert into runs (id) values ('a')")
+            with index._transaction():
+                index.db.conn.execute("insert into runs (id) values ('b')")
+        with pytest.raises(RuntimeError), index._transaction():
+            index.db.conn.execute("insert into runs (id) values ('c')")
+            with index._transaction():
+                index.db.conn.execute("insert into runs (id) values ('d')")
+            raise RuntimeError("the outer write fails after the inner one")
+    assert [r["id"] for r in index.db.query("select id from runs order by id")] == ["a", "b"]
+    index.close()

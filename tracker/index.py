@@ -11,7 +11,6 @@ import contextlib
 import itertools
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -66,15 +65,24 @@ class Index:
         BEGIN IMMEDIATE waits for the lock up front, up to busy_timeout. Nested uses
         become savepoints.
         """
-        if self._batch is not None and not self.db.conn.in_transaction:
-            self.db.conn.execute("BEGIN IMMEDIATE")
-            self._batch.opened = time.monotonic()
+        batch = self._batch
+        if batch is not None:
+            if not self.db.conn.in_transaction:
+                self.db.conn.execute("BEGIN IMMEDIATE")
+                batch.opened = time.monotonic()
+            batch.depth += 1
+            try:
+                with self.db.atomic():
+                    yield
+            finally:
+                batch.depth -= 1
+            batch.writes += 1
+            if batch.due():
+                self.commit()
+            return
         if self.db.conn.in_transaction:
             with self.db.atomic():
                 yield
-            if self._batch is not None:
-                self._batch.writes += 1
-                self._batch.commit_if_due(self.db.conn)
             return
         self.db.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -107,10 +115,11 @@ class Index:
                 self.db.conn.execute("COMMIT")
 
     def commit(self) -> None:
-        """End the current group of `batched` writes now."""
-        if self._batch is not None and self.db.conn.in_transaction:
+        """End the current group of `batched` writes now (never inside one of them)."""
+        batch = self._batch
+        if batch is not None and batch.depth == 0 and self.db.conn.in_transaction:
             self.db.conn.execute("COMMIT")
-            self._batch.writes = 0
+            batch.writes = 0
 
     def _create_schema(self) -> None:
         db = self.db
@@ -539,12 +548,10 @@ class _Batch:
     max_writes: int
     writes: int = 0
     opened: float = 0.0
+    depth: int = 0  # writes under way: a nested one must not commit its outer one
 
-    def commit_if_due(self, conn: sqlite3.Connection) -> None:
-        due = self.writes >= self.max_writes or time.monotonic() - self.opened >= self.seconds
-        if due and conn.in_transaction:
-            conn.execute("COMMIT")
-            self.writes = 0
+    def due(self) -> bool:
+        return self.writes >= self.max_writes or time.monotonic() - self.opened >= self.seconds
 
 
 def compute_change(
