@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tracker.demo import bundled_captures
-from tracker.walls import BOT_MARKERS, SMALL_PAGE_WORDS, detect, visible_words
+from tracker.walls import BOT_MARKERS, SMALL_PAGE_WORDS, detect, error_page, visible_words
 
 CASES = json.loads((Path(__file__).parent / "cases" / "walls.json").read_text(encoding="utf-8"))
 FILLER = "You agree to use the services only as these terms allow and as the law permits. "
@@ -98,3 +98,66 @@ def test_no_bundled_demo_page_is_a_wall() -> None:
     for capture in captures:
         error = detect(200, {}, capture.body, "https://x.org/p")
         assert error is None, f"{capture.document}: {error}"
+
+
+# --- error pages served with 200 -------------------------------------------------------------
+
+LLAMA_ERROR = (
+    "## This page isn’t available\n\n"
+    "An unexpected error has occurred. Try reloading the page or come back later.\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LLAMA_ERROR,
+        "# Page not found\n\nThe page you are looking for does not exist.",
+        "Something went wrong. Please try again later.",
+        "# 404 Not Found",
+        "Service Unavailable\n\nThe server is temporarily unable to service your request.",
+    ],
+)
+def test_a_short_error_text_is_an_error_page(text: str) -> None:
+    error = error_page(text)
+    assert error is not None
+    assert error.kind == "error_page"
+    assert "instead of the document" in str(error)
+
+
+def test_a_policy_that_mentions_errors_is_no_error_page() -> None:
+    clause = (
+        "If the page you are looking for is not available, or something went wrong with"
+        " your order, contact support; we will not be liable for an unexpected error"
+        " that has occurred in a third-party service. "
+    )
+    assert error_page(clause * 3) is None  # long enough to be a document
+    assert error_page("# Acceptable use\n\nDo not use the service to harm people.") is None
+
+
+def test_no_real_document_text_is_an_error_page(corpus: Path) -> None:
+    texts = [p for p in corpus.rglob("*") if p.suffix in (".md", ".txt")]
+    assert texts
+    for path in texts:
+        assert error_page(path.read_text(encoding="utf-8", errors="replace")) is None, path
+
+
+def test_the_real_llama_error_pages_are_error_pages(corpus: Path) -> None:
+    import gzip
+
+    from tracker.extract import extract_text
+
+    folder = corpus / "real-web" / "llama-api" / "acceptable-use-policy"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent; this test needs ../shared/corpus/real-web")
+    kinds = []
+    for path in sorted(folder.glob("*.html.gz")):
+        text = extract_text(
+            gzip.decompress(path.read_bytes()),
+            select=['[data-pagelet="LLMDCPageMainContent"]'],
+            remove=[],
+        )
+        error = error_page(text)
+        kinds.append("error" if error else "policy")
+        assert (error is not None) == (len(text) < 1000), path.name
+    assert kinds.count("error") >= 20 and kinds.count("policy") >= 10

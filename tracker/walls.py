@@ -227,3 +227,60 @@ def _login_redirect(url: str, final_url: str) -> str | None:
     if landed.path != asked.path and _login_like_path(final_url):
         return "redirected to a login page"
     return None
+
+
+# --- error pages served as pages ------------------------------------------------------------
+
+# What a site's own error page says when it answers 200 (a soft 404, a crashed page
+# render, "come back later"). Real terms mention errors too, so these only count on a
+# text as short as an error page: at most `ERROR_PAGE_WORDS` words.
+ERROR_PAGE_WORDS = 60
+ERROR_PHRASES: tuple[str, ...] = (
+    "this page isn't available",
+    "this page is not available",
+    "this page is unavailable",
+    "this content isn't available",
+    "page not found",
+    "page cannot be found",
+    "page could not be found",
+    "page you requested could not be found",
+    "page you are looking for",
+    "page you're looking for",
+    "an unexpected error has occurred",
+    "an unexpected error occurred",
+    "something went wrong",
+    "try reloading the page",
+    "try refreshing the page",
+    "please try again later",
+    "come back later",
+    "temporarily unavailable",
+    "service unavailable",
+    "internal server error",
+    "bad gateway",
+    "gateway timeout",
+    "404 not found",
+    "error 404",
+    "error 500",
+    "error 503",
+)
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'"})
+_MARKUP = re.compile(r"[#*_`>\[\]()|]+")
+
+
+def error_page(text: str) -> FetchError | None:
+    """An `error_page` error when an extracted text is a site's error page, else None.
+
+    A page that answers 200 with "This page isn't available. An unexpected error has
+    occurred" is no version of the terms: recorded as one, it reads as the whole
+    document deleted (and the next good fetch as it coming back). Only short texts
+    count, so a policy that mentions "page not found" is never taken for one.
+    """
+    plain = " ".join(_MARKUP.sub(" ", text).split())
+    if not plain or len(plain.split()) > ERROR_PAGE_WORDS:
+        return None
+    lowered = plain.lower().translate(_APOSTROPHES)
+    for phrase in ERROR_PHRASES:
+        if phrase in lowered:
+            quoted = plain if len(plain) <= 120 else plain[:117] + "…"
+            return FetchError("error_page", f"an error page ('{quoted}') instead of the document")
+    return None
