@@ -20,7 +20,7 @@ from conftest import SHARED_CORPUS
 from test_extract_lxml import same_text
 
 from tracker.extract import extract_text
-from tracker.extract_rules import cf_decode, cf_email_href
+from tracker.extract_rules import cf_decode, cf_email_href, clean_url
 
 REAL_WEB = SHARED_CORPUS / "real-web"
 WORDTUNE = "wordtune/privacy-policy"
@@ -194,6 +194,68 @@ def test_generated_pages_with_obfuscated_addresses_agree_between_engines() -> No
             inner = rng.choice(pieces)() + rng.choice(["", " words ", "<br>"])
             html += f"<{tag}>{inner}</{tag}>" if rng.random() < 0.8 else inner
         same_text(html.encode(), encoding="utf-8", fallback=None)
+
+
+# --- per-load parameters -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("href", "expected"),
+    [
+        # A presigned S3 link (as Notion-hosted pages serve attachments): the object stays.
+        (
+            "https://prod-files-secure.s3.us-west-2.amazonaws.com/ws/f/Terms.pdf"
+            "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20250101%2Fs3"
+            "&X-Amz-Date=20250101T000000Z&X-Amz-Expires=3600&X-Amz-Signature=9f1c"
+            "&X-Amz-SignedHeaders=host&x-id=GetObject",
+            "https://prod-files-secure.s3.us-west-2.amazonaws.com/ws/f/Terms.pdf?x-id=GetObject",
+        ),
+        (
+            "https://storage.googleapis.com/b/aup.pdf?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+            "&X-Goog-Date=20250101T000000Z&X-Goog-Expires=900&X-Goog-Signature=ab12",
+            "https://storage.googleapis.com/b/aup.pdf",
+        ),
+        (
+            "https://d111.cloudfront.net/terms.pdf?Expires=1735689600&Signature=a~b_&Key-Pair-Id=K2J",
+            "https://d111.cloudfront.net/terms.pdf",
+        ),
+        (
+            "https://a.blob.core.windows.net/c/terms.pdf?sv=2022-11-02&st=2025-01-01T00%3A00Z"
+            "&se=2025-01-02T00%3A00Z&sr=b&sp=r&sig=k%3D",
+            "https://a.blob.core.windows.net/c/terms.pdf",
+        ),
+        (
+            "https://ex.com/t?st=open&sp=2&expires=never",
+            "https://ex.com/t?st=open&sp=2&expires=never",
+        ),
+        (
+            "https://ex.com/(S(lit3py55t21z5v55vlm25s55))/terms.aspx?p=2",
+            "https://ex.com/terms.aspx?p=2",
+        ),
+        ("https://ex.com/(A(x1)S(y2))/terms.aspx", "https://ex.com/terms.aspx"),
+        ("https://ex.com/a/(b)/c", "https://ex.com/a/(b)/c"),
+        ("/logout?_token=Zx81&next=/terms", "/logout?next=/terms"),
+        ("/lang?csrfmiddlewaretoken=abc&lang=fr", "/lang?lang=fr"),
+        ("https://ex.com/p?__hstc=1.2.3&__hssc=4&__hsfp=5&id=7", "https://ex.com/p?id=7"),
+        ("https://ex.com/p?srsltid=AfmBOo&nonce=8c1&_dc=1735&q=1", "https://ex.com/p?q=1"),
+    ],
+)
+def test_per_load_parameters_are_dropped(href: str, expected: str) -> None:
+    assert clean_url(href) == expected
+
+
+def test_a_signed_link_reads_the_same_on_every_load() -> None:
+    """Two loads of a page linking a presigned file: one text."""
+
+    def page(date: str, signature: str) -> str:
+        return (
+            '<p>See the <a href="https://s3.amazonaws.com/b/terms.pdf?X-Amz-Date='
+            f'{date}&amp;X-Amz-Signature={signature}">terms</a>.</p>'
+        )
+
+    first = same_text(page("20250101T000000Z", "aa11"))
+    assert first == same_text(page("20250102T120000Z", "bb22"))
+    assert first == "See the [terms](https://s3.amazonaws.com/b/terms.pdf).\n"
 
 
 # --- the real Wordtune captures -----------------------------------------------------------

@@ -133,11 +133,59 @@ TRACKING_PARAMS = frozenset(
         "cachebust",
         "cachebuster",
         "cache_bust",
+        "_dc",
+        "nonce",
+        # Visitor and click ids that analytics scripts write into links as a page loads.
+        "__hstc",
+        "__hssc",
+        "__hsfp",
+        "srsltid",
+        "_kx",
+        "s_kwcid",
+        "ef_id",
+        "irclickid",
+        "rdt_cid",
+        "sccid",
+        "epik",
+        "_branch_match_id",
+        "oly_enc_id",
+        "oly_anon_id",
+        "wickedid",
+        # Anti-forgery tokens (a logout or language link): new with each session.
+        "csrf",
+        "_csrf",
+        "csrf_token",
+        "csrftoken",
+        "csrfmiddlewaretoken",
+        "authenticity_token",
+        "_token",
+        "__requestverificationtoken",
     }
 )
-TRACKING_PREFIXES = ("utm_", "pk_", "hsa_", "vero_", "aspsessionid", "__cf_chl_")
+# x-amz-* and x-goog-* sign a link to a stored file (S3, Google Cloud Storage): a
+# terms PDF or a Notion-hosted page's attachments get a new signature on each load.
+TRACKING_PREFIXES = (
+    "utm_",
+    "pk_",
+    "hsa_",
+    "vero_",
+    "aspsessionid",
+    "__cf_chl_",
+    "x-amz-",
+    "x-goog-",
+)
+# A signed link's other fields (CloudFront, S3's older scheme, an Azure SAS token): their
+# names are generic, so they go only from a link that carries one of SIGNATURES.
+SIGNATURES = frozenset({"signature", "sig"})
+SIGNING_PARAMS = frozenset(
+    {"signature", "sig", "expires", "policy", "key-pair-id", "awsaccesskeyid"}
+    | {"sv", "ss", "srt", "sp", "se", "st", "spr", "sr", "sdd", "si"}
+    | {"skoid", "sktid", "skt", "ske", "sks", "skv"}
+)
 # A session id some servers put in the path: /terms;jsessionid=0A1B2C?x=1
 _PATH_SESSION = re.compile(r";(?:jsessionid|phpsessid|sid)=[^/?#]*", re.IGNORECASE)
+# ASP.NET's cookieless session in the path: /(S(lit3py55t21z5v55vlm25s55))/terms.aspx
+_ASPNET_SESSION = re.compile(r"/\((?:[A-Za-z]\([A-Za-z0-9_-]*\))+\)(?=/)")
 
 HIDDEN_STYLE = re.compile(r"(display\s*:\s*none|visibility\s*:\s*hidden)", re.IGNORECASE)
 SPACE = re.compile(r"[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
@@ -293,19 +341,26 @@ def clean_url(href: str) -> str:
     href = href.strip()
     if ";" in href:
         href = _PATH_SESSION.sub("", href)
+    if "/(" in href:
+        href = _ASPNET_SESSION.sub("", href)
     if "?" not in href:
         return href
     try:
         parts = urlsplit(href)
     except ValueError:
         return href
-    kept = [field for field in parts.query.split("&") if field and not _is_tracking(field)]
+    fields = [field for field in parts.query.split("&") if field]
+    keys = [unquote_plus(field.split("=", 1)[0]).lower() for field in fields]
+    signed = not SIGNATURES.isdisjoint(keys)
+    kept = [f for f, key in zip(fields, keys, strict=True) if not _is_noise(key, signed)]
     return urlunsplit(parts._replace(query="&".join(kept)))
 
 
-def _is_tracking(field: str) -> bool:
-    key = unquote_plus(field.split("=", 1)[0]).lower()
-    return key in TRACKING_PARAMS or key.startswith(TRACKING_PREFIXES)
+def _is_noise(key: str, signed: bool) -> bool:
+    """Whether a query parameter (its lower-cased name) is tracking or per-load noise."""
+    if key in TRACKING_PARAMS or key.startswith(TRACKING_PREFIXES):
+        return True
+    return signed and key in SIGNING_PARAMS
 
 
 # Cloudflare's email obfuscation re-encodes every address on every load, with a new
