@@ -140,6 +140,15 @@ CASES = [
         lambda k: f"<p>Écrivez à {linked('jürgen@exämple.de', k, 255 - k)}</p>",
         "Écrivez à [jürgen@exämple.de](mailto:jürgen@exämple.de)\n",
     ),
+    (
+        # Preformatted text keeps no links, only what it shows: the address.
+        lambda k: f"<pre>Contact: {span(ADDRESS, k)}<br>or {linked('dpo@ex.com', k, 9)}</pre>",
+        f"```\nContact: {ADDRESS}\nor dpo@ex.com\n```\n",
+    ),
+    (
+        lambda k: f"<pre><ruby>DPO<rt>{span('dpo@ex.com', k)}</rt></ruby></pre>",
+        "```\nDPOdpo@ex.com\n```\n",
+    ),
 ]
 
 

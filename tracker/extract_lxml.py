@@ -639,7 +639,8 @@ class _Renderer:
         """A <pre>'s text as bs4's get_text gives it once each <br> is a "\\n" string.
 
         get_text skips strings parsed inside <rt> or <rp> (bs4 types them apart);
-        the "\\n" strings and flattened text are new strings, always kept.
+        the "\\n" strings, decoded addresses and flattened text are new strings,
+        always kept.
         """
         inside = ruby or element.tag in ("rt", "rp")
         if element.text and (not inside or element in self.flattened):
@@ -649,6 +650,8 @@ class _Renderer:
                 if child.tag == "br":
                     self.converted.add(child)
                     parts.append("\n")
+                elif self.emails and child in self.emails:
+                    parts.append(self.emails[child])
                 else:
                     self._pre_text(child, inside, parts)
             if child.tail and not inside:
