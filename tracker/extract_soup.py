@@ -191,7 +191,7 @@ def _render_block(tag: Tag) -> list[str]:
     if name == "pre":
         for br in tag.find_all("br"):
             br.replace_with("\n")
-        for encoded in tag.find_all(attrs={CF_EMAIL_ATTRIBUTE: True}):
+        for encoded in tag.find_all(True, {CF_EMAIL_ATTRIBUTE: True}):
             if (address := cf_decode(str(encoded[CF_EMAIL_ATTRIBUTE]))) is not None:
                 encoded.replace_with(address)
         code = tag.get_text().strip("\n")
