@@ -40,7 +40,9 @@ __all__ = [
 # Bump when a change to this module changes the text it makes from the same bytes, so
 # stored versions are re-extracted and the change is labelled as ours, not the page's.
 # 2: session tokens and cache busters are dropped from links.
-EXTRACTOR_VERSION = 2
+# 3: Cloudflare-obfuscated email addresses are decoded, in links and in the text; signed
+#    file links, anti-forgery tokens, visitor ids and ASP.NET path sessions are dropped.
+EXTRACTOR_VERSION = 3
 
 # An engine: (body, declared encoding, select, remove) -> text blocks, None if no match.
 Engine = Callable[[bytes | str, str | None, Sequence[str], Sequence[str]], list[str] | None]

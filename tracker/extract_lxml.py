@@ -41,6 +41,7 @@ from lxml.etree import _ElementTree as Document
 from .extract_rules import (
     BLOCK_TAGS,
     BREAK,
+    CF_EMAIL_ATTRIBUTE,
     CONTROL,
     DROPPED_TAGS,
     HEADINGS,
@@ -49,6 +50,7 @@ from .extract_rules import (
     TABLE_PARTS,
     WINDOWS_1252_LABELS,
     browser_encoding,
+    cf_decode,
     finish_inline,
     finish_plain,
     has_odd,
@@ -86,7 +88,7 @@ def render(
     for selector in removing:
         _drop(selector(document), tops)
     flattened = _flatten_deep(document)
-    renderer = _Renderer(flattened, plain=_plain(document, tops))
+    renderer = _Renderer(flattened, plain=_plain(document, tops), emails=_emails(document))
     if not select:
         return renderer.children(None, tops)
     roots = _outermost(chosen(document))
@@ -531,6 +533,20 @@ def _plain(document: Document, tops: list[Element]) -> bool:
     return False
 
 
+_ENCODED_EMAILS = etree.XPath(f"//@{CF_EMAIL_ATTRIBUTE}")
+
+
+def _emails(document: Document) -> dict[Element, str]:
+    """Elements holding a Cloudflare-encoded address (see `extract_rules.cf_decode`),
+    with the address each stands for: the renderer writes the address instead."""
+    out: dict[Element, str] = {}
+    for value in _ENCODED_EMAILS(document):
+        address = cf_decode(value)
+        if address is not None:
+            out[value.getparent()] = address
+    return out
+
+
 def _strings(element: Element) -> Iterator[str | Element]:
     """An element's content as bs4 sees it: its strings and child elements, in order."""
     if element.text:
@@ -552,10 +568,15 @@ class _Renderer:
 
     `extract_soup` turns each <br> of a rendered <pre> into a "\\n" string, for good;
     `converted` remembers those, so a later inline rendering of the same <br> agrees.
+    `emails` maps an element with an encoded address to the address: inline, it reads
+    as that address alone, as Cloudflare's script makes it in a browser.
     """
 
-    def __init__(self, flattened: set[Element], *, plain: bool) -> None:
+    def __init__(
+        self, flattened: set[Element], *, plain: bool, emails: dict[Element, str] | None = None
+    ) -> None:
         self.flattened = flattened
+        self.emails = emails or {}
         self.converted: set[Element] = set()
         self.plain = plain
         self.finish = finish_plain if plain else finish_inline
@@ -618,7 +639,8 @@ class _Renderer:
         """A <pre>'s text as bs4's get_text gives it once each <br> is a "\\n" string.
 
         get_text skips strings parsed inside <rt> or <rp> (bs4 types them apart);
-        the "\\n" strings and flattened text are new strings, always kept.
+        the "\\n" strings, decoded addresses and flattened text are new strings,
+        always kept.
         """
         inside = ruby or element.tag in ("rt", "rp")
         if element.text and (not inside or element in self.flattened):
@@ -628,6 +650,8 @@ class _Renderer:
                 if child.tag == "br":
                     self.converted.add(child)
                     parts.append("\n")
+                elif self.emails and child in self.emails:
+                    parts.append(self.emails[child])
                 else:
                     self._pre_text(child, inside, parts)
             if child.tail and not inside:
@@ -715,6 +739,8 @@ class _Renderer:
             return "\n" if element in self.converted else BREAK
         if tag == "img":
             return ""
+        if self.emails and element in self.emails:
+            return self.emails[element]
         plain = self.plain
         text = element.text
         parts: list[str] = [text if plain else CONTROL.sub("", text)] if text else []

@@ -3,11 +3,13 @@
 `extract_lxml` (the fast path) and `extract_soup` (the BeautifulSoup reference and
 fallback) must turn the same bytes into the same text, so the rules they share live
 here once: which elements are dropped, which are blocks, how inline runs are finished,
-how list items are numbered, which link parameters are tracking noise.
+how list items are numbered, which link parameters are tracking noise, how Cloudflare's
+obfuscated email addresses read.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -131,11 +133,59 @@ TRACKING_PARAMS = frozenset(
         "cachebust",
         "cachebuster",
         "cache_bust",
+        "_dc",
+        "nonce",
+        # Visitor and click ids that analytics scripts write into links as a page loads.
+        "__hstc",
+        "__hssc",
+        "__hsfp",
+        "srsltid",
+        "_kx",
+        "s_kwcid",
+        "ef_id",
+        "irclickid",
+        "rdt_cid",
+        "sccid",
+        "epik",
+        "_branch_match_id",
+        "oly_enc_id",
+        "oly_anon_id",
+        "wickedid",
+        # Anti-forgery tokens (a logout or language link): new with each session.
+        "csrf",
+        "_csrf",
+        "csrf_token",
+        "csrftoken",
+        "csrfmiddlewaretoken",
+        "authenticity_token",
+        "_token",
+        "__requestverificationtoken",
     }
 )
-TRACKING_PREFIXES = ("utm_", "pk_", "hsa_", "vero_", "aspsessionid", "__cf_chl_")
+# x-amz-* and x-goog-* sign a link to a stored file (S3, Google Cloud Storage): a
+# terms PDF or a Notion-hosted page's attachments get a new signature on each load.
+TRACKING_PREFIXES = (
+    "utm_",
+    "pk_",
+    "hsa_",
+    "vero_",
+    "aspsessionid",
+    "__cf_chl_",
+    "x-amz-",
+    "x-goog-",
+)
+# A signed link's other fields (CloudFront, S3's older scheme, an Azure SAS token): their
+# names are generic, so they go only from a link that carries one of SIGNATURES.
+SIGNATURES = frozenset({"signature", "sig"})
+SIGNING_PARAMS = frozenset(
+    {"signature", "sig", "expires", "policy", "key-pair-id", "awsaccesskeyid"}
+    | {"sv", "ss", "srt", "sp", "se", "st", "spr", "sr", "sdd", "si"}
+    | {"skoid", "sktid", "skt", "ske", "sks", "skv"}
+)
 # A session id some servers put in the path: /terms;jsessionid=0A1B2C?x=1
 _PATH_SESSION = re.compile(r";(?:jsessionid|phpsessid|sid)=[^/?#]*", re.IGNORECASE)
+# ASP.NET's cookieless session in the path: /(S(lit3py55t21z5v55vlm25s55))/terms.aspx
+_ASPNET_SESSION = re.compile(r"/\((?:[A-Za-z]\([A-Za-z0-9_-]*\))+\)(?=/)")
 
 HIDDEN_STYLE = re.compile(r"(display\s*:\s*none|visibility\s*:\s*hidden)", re.IGNORECASE)
 SPACE = re.compile(r"[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
@@ -226,6 +276,8 @@ def link(inner: str, href: str, finish: Callable[[str], str] = finish_inline) ->
         return ""
     if not href or href.lower().startswith(("javascript:", "data:")):
         return inner
+    if CF_EMAIL_PATH in href:
+        href = cf_email_href(href, text)
     return f"[{text}]({clean_url(href)})"
 
 
@@ -289,19 +341,80 @@ def clean_url(href: str) -> str:
     href = href.strip()
     if ";" in href:
         href = _PATH_SESSION.sub("", href)
+    if "/(" in href:
+        href = _ASPNET_SESSION.sub("", href)
     if "?" not in href:
         return href
     try:
         parts = urlsplit(href)
     except ValueError:
         return href
-    kept = [field for field in parts.query.split("&") if field and not _is_tracking(field)]
+    fields = [field for field in parts.query.split("&") if field]
+    keys = [unquote_plus(field.split("=", 1)[0]).lower() for field in fields]
+    signed = not SIGNATURES.isdisjoint(keys)
+    kept = [f for f, key in zip(fields, keys, strict=True) if not _is_noise(key, signed)]
     return urlunsplit(parts._replace(query="&".join(kept)))
 
 
-def _is_tracking(field: str) -> bool:
-    key = unquote_plus(field.split("=", 1)[0]).lower()
-    return key in TRACKING_PARAMS or key.startswith(TRACKING_PREFIXES)
+def _is_noise(key: str, signed: bool) -> bool:
+    """Whether a query parameter (its lower-cased name) is tracking or per-load noise."""
+    if key in TRACKING_PARAMS or key.startswith(TRACKING_PREFIXES):
+        return True
+    return signed and key in SIGNING_PARAMS
+
+
+# Cloudflare's email obfuscation re-encodes every address on every load, with a new
+# random key: a mailto link becomes a link to /cdn-cgi/l/email-protection#HEX, and an
+# address in the text an element with data-cfemail="HEX" showing "[email protected]".
+# Cloudflare's own script decodes both in the browser (the link becomes mailto:, the
+# element the address as plain text); decoding them here gives what a reader sees,
+# the same on every load, where the raw page would change its link targets each time.
+CF_EMAIL_PATH = "/cdn-cgi/l/email-protection"
+CF_EMAIL_ATTRIBUTE = "data-cfemail"
+_CF_EMAIL_LINK = CF_EMAIL_PATH + "#"
+_CF_HEX = re.compile(r"(?:[0-9A-Fa-f]{2}){2,}")
+_EMAIL_TEXT = re.compile(r"[^\s@\[\]()]+@[^\s@\[\]()]+")
+
+
+def cf_decode(encoded: str) -> str | None:
+    """The address a Cloudflare-encoded hex string stands for, or None if it is not one.
+
+    The public scheme: the first byte is the key, each following byte XOR the key is a
+    byte of the UTF-8 address. Anything else (odd length, a non-hex digit, bytes that
+    are not UTF-8, a control or invisible character) is not decoded: the page shows
+    what it shows, and no input makes extraction fail.
+    """
+    encoded = encoded.strip()
+    if not _CF_HEX.fullmatch(encoded):
+        return None
+    data = bytes.fromhex(encoded)
+    key = data[0]
+    try:
+        address = bytes(byte ^ key for byte in data[1:]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "&" in address:
+        address = html.unescape(address)  # the decoder reads it as an attribute value
+    if not address.strip() or not address.isprintable():
+        return None
+    return address
+
+
+def cf_email_href(href: str, text: str) -> str:
+    """A link target with Cloudflare's email protection undone: `mailto:` the address.
+
+    The address is in the fragment; a protection link without one (it wraps an encoded
+    element, already decoded into `text`) takes the address it shows. Anything that
+    does not decode is kept as written.
+    """
+    at = href.find(_CF_EMAIL_LINK)
+    if at != -1:
+        address = cf_decode(href[at + len(_CF_EMAIL_LINK) :])
+        return href if address is None else "mailto:" + address
+    path = href.split("?", 1)[0].split("#", 1)[0]
+    if path.endswith(CF_EMAIL_PATH) and _EMAIL_TEXT.fullmatch(text):
+        return "mailto:" + text
+    return href
 
 
 def soupsieve_problem(selector: str) -> str | None:

@@ -17,6 +17,7 @@ from bs4.element import Comment, Declaration, Doctype, PageElement, ProcessingIn
 from .extract_rules import (
     BLOCK_TAGS,
     BREAK,
+    CF_EMAIL_ATTRIBUTE,
     CONTROL,
     DROPPED,
     HEADINGS,
@@ -25,6 +26,7 @@ from .extract_rules import (
     TABLE_PARTS,
     WINDOWS_1252_LABELS,
     browser_encoding,
+    cf_decode,
     finish_inline,
     is_hidden,
     link,
@@ -189,6 +191,9 @@ def _render_block(tag: Tag) -> list[str]:
     if name == "pre":
         for br in tag.find_all("br"):
             br.replace_with("\n")
+        for encoded in tag.find_all(True, {CF_EMAIL_ATTRIBUTE: True}):
+            if (address := cf_decode(str(encoded[CF_EMAIL_ATTRIBUTE]))) is not None:
+                encoded.replace_with(address)
         code = tag.get_text().strip("\n")
         return [f"```\n{code}\n```"] if code.strip() else []
     if name == "hr":
@@ -278,6 +283,9 @@ def _render_inline(tag: Tag) -> str:
         return BREAK
     if name == "img":
         return ""
+    encoded = tag.attrs.get(CF_EMAIL_ATTRIBUTE) if tag.attrs else None
+    if encoded is not None and (address := cf_decode(str(encoded))) is not None:
+        return address  # as Cloudflare's script shows it in a browser
     inner = "".join(_render_inline(c) if isinstance(c, Tag) else _text_of(c) for c in tag.children)
     if name == "a":
         return link(inner, str(tag.get("href") or ""))
