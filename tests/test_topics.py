@@ -213,5 +213,11 @@ def test_built_in_topics_compile() -> None:
         for pattern in topic.patterns:
             re.compile(pattern_regex(pattern))
         assert topic.regex.pattern
-    entries = [{"id": t.id, "label": t.label, "patterns": list(t.patterns)} for t in topics]
-    assert parse_topics(entries, "check") == topics
+        for rule in topic.context:
+            for pattern in (*rule.patterns, *rule.near, *rule.not_near):
+                re.compile(pattern_regex(pattern))
+    import tomllib
+    from importlib import resources
+
+    text = resources.files("tracker").joinpath("topics.toml").read_text(encoding="utf-8")
+    assert parse_topics(tomllib.loads(text)["topics"], "check") == topics
