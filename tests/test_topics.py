@@ -278,6 +278,7 @@ def found(text: str) -> dict[str, list[str]]:
             "training-data",
         ),
         ("You may not extract model weights or use them to train other models.", "training-data"),
+        ("You may not use outputs to train models without prior authorization.", "training-data"),
         # A website's analytics is not surveillance of people.
         ("We use log files to track users’ movement around the Website.", "surveillance"),
         ("Geolocation data: the location of your device based on its IP address.", "surveillance"),
