@@ -327,6 +327,7 @@ def test_a_keyword_in_passing_is_not_the_topic(text: str, not_flagged: str) -> N
         ("Tracking or monitoring people without their consent", "surveillance"),
         ("Target or track a person’s physical location without their consent", "surveillance"),
         ("Covertly tracking someone’s geolocation without their consent", "surveillance"),
+        ("Do not use the Services to track individuals without their consent.", "surveillance"),
         ("comply with law enforcement or national security requests", "law-enforcement"),
     ],
 )
