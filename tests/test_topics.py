@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -213,5 +214,193 @@ def test_built_in_topics_compile() -> None:
         for pattern in topic.patterns:
             re.compile(pattern_regex(pattern))
         assert topic.regex.pattern
-    entries = [{"id": t.id, "label": t.label, "patterns": list(t.patterns)} for t in topics]
-    assert parse_topics(entries, "check") == topics
+        for rule in topic.context:
+            for pattern in (*rule.patterns, *rule.near, *rule.not_near):
+                re.compile(pattern_regex(pattern))
+    import tomllib
+    from importlib import resources
+
+    text = resources.files("tracker").joinpath("topics.toml").read_text(encoding="utf-8")
+    assert parse_topics(tomllib.loads(text)["topics"], "check") == topics
+
+
+# --- context: a keyword in passing is not a topic (issue 14) --------------------------------
+
+
+def found(text: str) -> dict[str, list[str]]:
+    """Topic id -> the words a flag on this clause would report."""
+    return {t.id: t.find(text) for t in default_topics() if t.find(text)}
+
+
+@pytest.mark.parametrize(
+    ("text", "not_flagged"),
+    [
+        # Generic opt-out rights are not about training data.
+        ("You can opt out of interest-based advertising in your cookie settings.", "training-data"),
+        (
+            "To opt-out of analytics data collection, use the link in our cookie banner.",
+            "training-data",
+        ),
+        ("You may opt out of marketing emails and of the sale of your data.", "training-data"),
+        # "Biometric" as a data category or an office's access control.
+        (
+            "Sensitive data includes racial or ethnic origin, religious beliefs, health data,"
+            " biometric data and genetic data.",
+            "facial-recognition",
+        ),
+        (
+            "Our offices are protected by physical security measures such as biometric access"
+            " controls.",
+            "facial-recognition",
+        ),
+        # "National security" inside a law-enforcement disclosure clause.
+        (
+            "We may disclose your information to comply with law enforcement or national security"
+            " requests and legal process, such as a court order or subpoena.",
+            "military",
+        ),
+        # "Prosecuted" in a court-venue clause, "prosecution" of fraud by the company.
+        (
+            "Any claim arising out of these Terms shall be prosecuted exclusively in the state or"
+            " federal courts located in San Francisco.",
+            "law-enforcement",
+        ),
+        (
+            "We use personal data for detecting, preventing and prosecuting fraud or other illegal"
+            " activity.",
+            "law-enforcement",
+        ),
+        # Training of competitors' or distilled models, model weights.
+        ("You may not use Output to train a model that competes with our models.", "training-data"),
+        (
+            "Do not use inputs and outputs to train an AI model (model distillation) without prior"
+            " authorization.",
+            "training-data",
+        ),
+        ("You may not extract model weights or use them to train other models.", "training-data"),
+        ("You may not use outputs to train models without prior authorization.", "training-data"),
+        # A website's analytics is not surveillance of people.
+        ("We use log files to track users’ movement around the Website.", "surveillance"),
+        ("Geolocation data: the location of your device based on its IP address.", "surveillance"),
+    ],
+)
+def test_a_keyword_in_passing_is_not_the_topic(text: str, not_flagged: str) -> None:
+    assert not_flagged not in found(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        (
+            "If you do not want us to use your Content to train our models, you can opt out.",
+            "training-data",
+        ),
+        (
+            "Even if you opt out, flagged conversations are used for model improvement.",
+            "training-data",
+        ),
+        (
+            "We may use your Inputs and Outputs to train our models and improve our Services.",
+            "training-data",
+        ),
+        ("Our training data may incidentally include personal data.", "training-data"),
+        ("requests regarding our training datasets are complex", "training-data"),
+        (
+            "Using biometric systems for identification or assessment of individuals",
+            "facial-recognition",
+        ),
+        (
+            "Categorize individuals based on their biometric data to infer their race",
+            "facial-recognition",
+        ),
+        (
+            "using personal data or biometrics without legally-required consent",
+            "facial-recognition",
+        ),
+        ("national security or intelligence purposes without our review and approval", "military"),
+        ("We will report illegal content to prosecutors.", "law-enforcement"),
+        (
+            "Assess or predict the risk of an individual committing a criminal offense",
+            "law-enforcement",
+        ),
+        ("underaged access to age-restricted goods", "children"),
+        ("Tracking or monitoring people without their consent", "surveillance"),
+        ("Target or track a person’s physical location without their consent", "surveillance"),
+        ("Covertly tracking someone’s geolocation without their consent", "surveillance"),
+        ("Do not use the Services to track individuals without their consent.", "surveillance"),
+        ("comply with law enforcement or national security requests", "law-enforcement"),
+    ],
+)
+def test_a_clause_about_the_topic_is_still_flagged(text: str, topic: str) -> None:
+    assert topic in found(text)
+
+
+def test_words_in_link_targets_and_contents_entries_never_count() -> None:
+    assert found("See [our policy](https://example.com/military-use-and-children).") == {}
+    assert found("[Children's Privacy](#childrens-privacy)") == {}
+    assert found("3. [Use by children](#use-by-children) [Surveillance](#surveillance)") == {}
+    # The heading it points to, and prose with an anchor link, are still read.
+    assert "children" in found("Children's Privacy")
+    assert "children" in found("We never collect data from children ([see below](#kids)).")
+    old = "- [Other rules](#other)\n"
+    new = "- [Other rules](#other)\n- [Use by children](#use-by-children)\n"
+    assert flags_for(compare(segment(old), segment(new)), default_topics()) == []
+
+
+def test_a_modified_clause_is_judged_in_context_too() -> None:
+    old = "- We may disclose information to comply with legal process, such as a subpoena.\n"
+    new = (
+        "- We may disclose information to comply with law enforcement or national security"
+        " requests and legal process, such as a subpoena.\n"
+    )
+    flags = flags_for(compare(segment(old), segment(new)), default_topics())
+    assert [(f.topic, f.kind, f.matched) for f in flags] == [
+        ("law-enforcement", "modified", ("law enforcement",))
+    ]
+    old = "- Don't use it for weapons development.\n"
+    new = "- Don't use it for weapons development or for national security purposes.\n"
+    flags = flags_for(compare(segment(old), segment(new)), default_topics())
+    assert [(f.topic, f.matched) for f in flags] == [("military", ("national security",))]
+
+
+def test_a_user_writes_context_rules_in_tracker_toml() -> None:
+    text = """
+[[topics]]
+id = "healthcare"
+label = "health care"
+patterns = ["medical advice"]
+
+[[topics.context]]
+patterns = ["diagnos*"]
+near = ["patient*", "medical"]
+window = 5
+
+[[topics.context]]
+patterns = ["clinic*"]
+not_near = ["address*"]
+"""
+    topic = parse_config(text, name="tracker.toml", root=Path("/tmp")).topics[-1]
+    assert topic.id == "healthcare" and len(topic.context) == 2
+    assert topic.find("diagnosis of patients by software") == ["diagnosis"]
+    assert topic.find("a diagnosis of network faults") == []
+    assert topic.find("our clinic address is 1 Main St") == []
+    assert topic.find("clinical decisions") == ["clinical"]
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ('patterns = ["x"]', "context rule #1: give 'near' or 'not_near'"),
+        ('patterns = []\nnear = ["y"]', "context rule #1: key 'patterns' must be a non-empty"),
+        (
+            'patterns = ["x"]\nnear = ["y"]\nwindow = 0',
+            "context rule #1: key 'window' must be a whole number",
+        ),
+        ('patterns = ["x"]\nnear = ["re:(bad"]', "context rule #1: key 'near': invalid pattern"),
+        ('patterns = ["x"]\nnearby = ["y"]', "context rule #1: unknown key 'nearby'"),
+    ],
+)
+def test_context_rule_errors(context: str, message: str) -> None:
+    text = f'[[topics]]\nid = "t"\nlabel = "T"\npatterns = ["p"]\n[[topics.context]]\n{context}\n'
+    with pytest.raises(ConfigError, match="topic 't': " + re.escape(message)):
+        parse_config(text, name="tracker.toml", root=Path("/tmp"))

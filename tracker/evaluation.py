@@ -112,3 +112,76 @@ def score(results: Sequence[Result]) -> dict[str, Any]:
         "cosmetic_cases": len(cosmetic_cases),
         "cosmetic_correct": sum(r.cosmetic == r.case.cosmetic for r in cosmetic_cases),
     }
+
+
+# --- topic labels on single clauses --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Label:
+    """One hand-judged (clause, topic) pair: is the clause about the topic?"""
+
+    document: str
+    split: str
+    topic: str
+    about: bool
+    text: str
+    note: str = ""
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    errors: list[tuple[Label, tuple[str, ...]]] = field(default_factory=list)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def labels(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+
+def load_labels(path: Path) -> list[Label]:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return [
+        Label(x["document"], x["split"], x["topic"], bool(x["about"]), x["text"], x.get("note", ""))
+        for x in raw["labels"]
+    ]
+
+
+def score_labels(labels: Sequence[Label], topics: Sequence[Topic]) -> dict[str, dict[str, Counts]]:
+    """Counts per split ("tuning", "held-out", "all") and per topic id (and "all").
+
+    A pair is predicted "about" when the topic finds words in the clause the way a
+    flag on an added or removed clause would (`Topic.find`).
+    """
+    by_id = {t.id: t for t in topics}
+    table: dict[str, dict[str, Counts]] = {}
+    for label in labels:
+        topic = by_id.get(label.topic)
+        if topic is None:
+            continue
+        found = tuple(topic.find(label.text))
+        for split in (label.split, "all"):
+            for key in (label.topic, "all"):
+                counts = table.setdefault(split, {}).setdefault(key, Counts())
+                if found and label.about:
+                    counts.tp += 1
+                elif found:
+                    counts.fp += 1
+                    counts.errors.append((label, found))
+                elif label.about:
+                    counts.fn += 1
+                    counts.errors.append((label, found))
+                else:
+                    counts.tn += 1
+    return table

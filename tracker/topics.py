@@ -2,6 +2,12 @@
 
 A flag says: this clause change (added, removed, modified) touches a topic people
 watch, and which words matched. Losing a ban is flagged as much as gaining one.
+
+A keyword is not a topic: "opt out" of analytics cookies is not about training data,
+"biometric" in a list of sensitive data categories is not about facial recognition.
+So a topic may carry context rules (`[[topics.context]]` in topics.toml): patterns
+that count only with certain words near them (`near`), or never with others
+(`not_near`). Words only in link targets or table-of-contents anchors never count.
 """
 
 from __future__ import annotations
@@ -19,7 +25,31 @@ from .errors import ConfigError, check_keys
 
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 TOPIC_KEYS = {"id", "label", "patterns"}
+OPTIONAL_TOPIC_KEYS = {"context"}
+CONTEXT_KEYS = {"patterns", "near", "not_near", "window"}
+DEFAULT_WINDOW = 12
 _SEPARATOR = r"[\s\-–—/]+"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Patterns that count only in context: with one of `near` within `window` words
+    on either side, and with none of `not_near` there. Why: many topic words are
+    topical in one setting and boilerplate in another ("prosecution" of a crime vs
+    "prosecution of fraud" by the company itself)."""
+
+    patterns: tuple[str, ...]
+    near: tuple[str, ...] = ()
+    not_near: tuple[str, ...] = ()
+    window: int = DEFAULT_WINDOW
+
+    def accepts(self, text: str, start: int, end: int) -> bool:
+        before = text[:start].split()[-self.window :]
+        after = text[end:].split()[: self.window]
+        around = " ".join([*before, text[start:end], *after])
+        if self.near and not _compiled(self.near).search(around):
+            return False
+        return not (self.not_near and _compiled(self.not_near).search(around))
 
 
 @dataclass(frozen=True)
@@ -27,17 +57,47 @@ class Topic:
     id: str
     label: str
     patterns: tuple[str, ...]
+    context: tuple[Context, ...] = ()
 
     @property
     def regex(self) -> re.Pattern[str]:
-        return _compiled(self.patterns)
+        """Every candidate: the plain patterns and those of the context rules."""
+        return _compiled(self.patterns + tuple(p for c in self.context for p in c.patterns))
 
     def matches(self, text: str) -> list[str]:
-        """The words in `text` that match, in order, each once (case-insensitive)."""
+        """The words in `text` that match, in order, each once (case-insensitive):
+        every match of `patterns`, and the matches of a context rule's patterns
+        that its context accepts."""
+        hits = [(m.start(), m.group(0)) for m in _compiled(self.patterns).finditer(text)]
+        for rule in self.context:
+            hits += [
+                (m.start(), m.group(0))
+                for m in _compiled(rule.patterns).finditer(text)
+                if rule.accepts(text, m.start(), m.end())
+            ]
         found: dict[str, str] = {}
-        for match in self.regex.finditer(text):
-            found.setdefault(match.group(0).lower(), match.group(0))
+        for _, word in sorted(hits, key=lambda hit: hit[0]):
+            found.setdefault(word.lower(), word)
         return list(found.values())
+
+    def find(self, clause_text: str) -> list[str]:
+        """The words a flag on this clause would report: matched in what a reader
+        reads (link targets dropped), and nothing in a table-of-contents entry."""
+        if is_anchor_list(clause_text):
+            return []
+        return self.matches(clean_inline(clause_text))
+
+
+_ANCHOR_LINK = re.compile(r"\[[^\]]*\]\(#[^)]*\)")
+
+
+def is_anchor_list(text: str) -> bool:
+    """A clause that is nothing but links to anchors in the same page: a table of
+    contents entry, which repeats a heading that is flagged where it stands."""
+    if not _ANCHOR_LINK.search(text):
+        return False
+    rest = _ANCHOR_LINK.sub(" ", text)
+    return not re.search(r"\w{2,}", re.sub(r"^\s*(?:\d+[.)]|[ivx]+[.)])", "", rest))
 
 
 @dataclass(frozen=True)
@@ -95,7 +155,7 @@ def flags_for(changes: Sequence[ClauseChange], topics: Sequence[Topic]) -> list[
 
 def _matches_of_change(change: ClauseChange, topic: Topic) -> list[str]:
     if change.kind != "modified":
-        return topic.matches(clean_inline(change.text))
+        return topic.find(change.text)
     edited = edits(change.ops)
     old_spans = [(start, end) for op, start, end in edited if op == -1]
     new_spans = [(start, end) for op, start, end in edited if op == 1]
@@ -106,13 +166,19 @@ def _matches_of_change(change: ClauseChange, topic: Topic) -> list[str]:
             continue
         readable = _norm(clean_inline(clause.text))
         other_readable = _norm(clean_inline(other.text))
+        accepted = {_norm(word) for word in topic.find(clause.text)}
         for match in topic.regex.finditer(clause.text):
             if not any(start < match.end() and match.start() < end for start, end in spans):
                 continue
             words = _norm(match.group(0))
             # Not news when the same words read the same in the other version (a quote
-            # or emphasis edit), nor when they sit only in a link target (a URL slug).
-            if _has_words(other_readable, words) or not _has_words(readable, words):
+            # or emphasis edit), nor when they sit only in a link target (a URL slug),
+            # nor when their context says they are not about the topic.
+            if (
+                _has_words(other_readable, words)
+                or not _has_words(readable, words)
+                or words not in accepted
+            ):
                 continue
             found.append(match.group(0))
     return found
@@ -143,7 +209,7 @@ def parse_topics(entries: Iterable[object], name: str, *, check: bool = True) ->
             f"topic '{entry['id']}'" if isinstance(entry.get("id"), str) else f"topic #{position}"
         )
         where = f"{name}: {label}"
-        check_keys(entry, TOPIC_KEYS, where)
+        check_keys(entry, TOPIC_KEYS | OPTIONAL_TOPIC_KEYS, where)
         for key in TOPIC_KEYS:
             if key not in entry:
                 raise ConfigError(f"{where}: missing required key '{key}'")
@@ -175,8 +241,42 @@ def parse_topics(entries: Iterable[object], name: str, *, check: bool = True) ->
                 f"{where}: key 'patterns' do not combine into one expression ({exc});"
                 " inline flags such as (?x) must be scoped, e.g. (?x:...)"
             ) from None
-        topics.append(Topic(entry["id"], entry["label"].strip(), tuple(patterns)))
+        context = _parse_context(entry.get("context", []), where, check)
+        topics.append(Topic(entry["id"], entry["label"].strip(), tuple(patterns), context))
     return tuple(topics)
+
+
+def _parse_context(entries: object, where: str, check: bool) -> tuple[Context, ...]:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"{where}: key 'context' must be an array of tables ([[topics.context]])")
+    rules = []
+    for position, entry in enumerate(entries, start=1):
+        here = f"{where}: context rule #{position}"
+        check_keys(entry, CONTEXT_KEYS, here)
+        lists: dict[str, tuple[str, ...]] = {}
+        for key in ("patterns", "near", "not_near"):
+            value = entry.get(key, [])
+            if not isinstance(value, list) or not all(
+                isinstance(p, str) and p.strip() for p in value
+            ):
+                raise ConfigError(f"{here}: key '{key}' must be a list of non-empty strings")
+            for pattern in value if check else ():
+                try:
+                    re.compile(pattern_regex(pattern))
+                except re.error as exc:
+                    raise ConfigError(
+                        f"{here}: key '{key}': invalid pattern {pattern!r}: {exc}"
+                    ) from None
+            lists[key] = tuple(value)
+        if not lists["patterns"]:
+            raise ConfigError(f"{here}: key 'patterns' must be a non-empty list of strings")
+        if not lists["near"] and not lists["not_near"]:
+            raise ConfigError(f"{here}: give 'near' or 'not_near' (or both)")
+        window = entry.get("window", DEFAULT_WINDOW)
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 100:
+            raise ConfigError(f"{here}: key 'window' must be a whole number of words, 1 to 100")
+        rules.append(Context(lists["patterns"], lists["near"], lists["not_near"], window))
+    return tuple(rules)
 
 
 def merge_topics(base: Sequence[Topic], extra: Sequence[Topic]) -> tuple[Topic, ...]:
