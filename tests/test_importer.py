@@ -392,6 +392,11 @@ def test_gzipped_captures_are_imported_and_a_broken_one_is_skipped(workdir: Path
     store = Store(workdir / "snapshots")
     (first, _) = store.captures("acme/t")
     assert store.read_snapshot(first.snapshot.path) == policy(10).encode()  # stored as served
+    again = CliRunner().invoke(cli, ["import", "acme/t", str(folder), "--json"])
+    report = json.loads(again.stdout)
+    assert (again.exit_code, report["added"], report["unchanged"]) == (1, 0, 2)
+    assert report["failures"] == {"unreadable": 1}
+    assert report["failed_captures"][0]["captured_at"] == "2024-01-02T00:00:00Z"
 
 
 def test_an_import_before_stored_captures_is_judged_as_of_its_time(workdir: Path) -> None:

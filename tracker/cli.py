@@ -556,6 +556,7 @@ def blame(obj: Context, document: str, text: str, as_json: bool) -> None:
     is_flag=True,
     help="Print what became of every capture, not only the captures skipped.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_context
 def import_(
     obj: Context,
@@ -570,6 +571,7 @@ def import_(
     delay: float,
     wayback_url: str,
     each: bool,
+    as_json: bool,
 ) -> None:
     """Backfill a document's history from dated files, git commits or the Wayback Machine.
 
@@ -596,7 +598,10 @@ def import_(
         if path is not None:
             items, ignored = folder_items(path)
             for name in ignored:
-                click.echo(f"skipped {name}: not a dated .html, .md or .txt file", err=True)
+                click.echo(
+                    f"skipped {name}: not a dated .html, .md or .txt file (or .gz of one)",
+                    err=True,
+                )
             report = import_items(tracker, document, items, progress=progress)
         elif repo is not None:
             assert git_path is not None
@@ -611,15 +616,9 @@ def import_(
                 limit=limit,
                 delay=delay,
             )
-            report = import_items(
-                tracker,
-                document,
-                stream,
-                progress=lambda item, outcome: click.echo(
-                    f"  {iso(item.captured_at)}  {outcome}", err=True
-                ),
-            )
-    click.echo(report.line())
+            each = True  # slow, remote: every capture is news
+            report = import_items(tracker, document, stream, progress=progress)
+    click.echo(json.dumps(report.to_json(), indent=1) if as_json else report.line())
     if report.failed:
         sys.exit(1)
 
