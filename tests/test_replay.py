@@ -108,3 +108,18 @@ def test_real_llama_api_captures_agree_live_and_import() -> None:
         assert outcome.versions == 1 and outcome.changes == 0
         assert outcome.failures == {"bot_wall": 27}
         assert outcome.verify_ok
+
+
+@pytest.mark.timeout(120)
+def test_real_copilot_captures_keep_the_real_change_and_report_the_selector_break() -> None:
+    """Microsoft Copilot's terms, June 2024: one real change on 2024-06-11, then a generic
+    Bing page where the selector matches nothing: failures, never a version, both ways."""
+    if not (REAL_WEB / "manifest.json").is_file():
+        pytest.skip(f"the real-web captures are not at {REAL_WEB}")
+    replay = load_replay()
+    (result,) = replay.replay(REAL_WEB, ["microsoft-copilot/terms-of-service"])
+    assert result.agree, (result.live, result.imported)
+    for outcome in (result.live, result.imported):
+        assert [t[:10] for t in outcome.versions_at] == ["2024-06-06", "2024-06-11"]
+        assert outcome.failures == {"selector": 13}
+        assert outcome.verify_ok
