@@ -466,3 +466,31 @@ def test_an_interrupted_import_leaves_a_store_verify_accepts(
     checked = invoke("verify")
     assert checked.exit_code == 0, checked.output
     assert len(Store(workdir / "snapshots").captures("acme/t")) == 60 - 9
+
+
+def test_a_wayback_capture_that_cannot_be_fetched_is_counted_and_retried_next_time(
+    httpserver: HTTPServer, workdir: Path
+) -> None:
+    url = "https://acme.test/terms"
+    good = {"20240101000000": policy(10), "20240301000000": policy(10, "New clause.")}
+    fetched = cdx_server(httpserver, {**good, "20240201000000": WALL}, url)
+    doc = document_entry("acme/t", url, select=["main"], browser_fallback=False)
+    write_config(workdir, [doc], fetch={**GUARDED, "retries": 0})
+    result = invoke("import", "acme/t", "--wayback", "--wayback-url", httpserver.url_for("/"))
+    assert result.exit_code == 1
+    assert "3 found, 2 captures added (2 new versions)" in result.output
+    assert "1 failed (bot_wall 1)" in result.output
+    assert "2024-02-01T00:00:00Z  failed (bot_wall)" in result.output
+    assert sorted(fetched) == ["20240101000000", "20240201000000", "20240301000000"]
+    # A download that fails is counted by kind and not marked done: the next import asks
+    # for it again (this archive lists a capture it cannot serve).
+    httpserver.clear()
+    rows = [["timestamp", "original", "statuscode", "digest", "mimetype"]]
+    rows.append(["20240401000000", url, "200", "D", "text/html"])
+    httpserver.expect_request("/cdx/search/cdx").respond_with_json(rows)
+    httpserver.expect_request("/web/20240401000000id_/" + url).respond_with_data("", status=404)
+    for _ in range(2):
+        again = invoke("import", "acme/t", "--wayback", "--wayback-url", httpserver.url_for("/"))
+        assert again.exit_code == 1 and "1 found, 0 captures added" in again.output
+        assert "1 failed (http 1)" in again.output
+    assert invoke("verify").exit_code == 0
