@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import document_entry, invoke, write_config
+from conftest import Clock, document_entry, invoke, write_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -22,7 +22,7 @@ from tracker.config import load_config
 from tracker.evaluation import load_cases
 from tracker.importer import time_from_name, wayback_items
 from tracker.index import Index
-from tracker.pipeline import Tracker
+from tracker.pipeline import Tracker, run
 from tracker.store import Store
 
 CASES = Path(__file__).parent / "cases" / "flags.json"
@@ -493,4 +493,38 @@ def test_a_wayback_capture_that_cannot_be_fetched_is_counted_and_retried_next_ti
         again = invoke("import", "acme/t", "--wayback", "--wayback-url", httpserver.url_for("/"))
         assert again.exit_code == 1 and "1 found, 0 captures added" in again.output
         assert "1 failed (http 1)" in again.output
+    assert invoke("verify").exit_code == 0
+
+
+def test_a_backfill_ending_where_live_runs_began_dates_the_change_by_the_import(
+    httpserver: HTTPServer, workdir: Path, clock: Clock
+) -> None:
+    """Live runs saw A then B; an older capture of B is imported between them. The change
+    A → B is dated by the import, and the live capture of B stays, without a version, so
+    no two versions in a row have the same text."""
+    a, b = policy(10), policy(10, "No military use.")
+    served = [a]
+    httpserver.expect_request("/t").respond_with_handler(
+        lambda request: Response(served[-1], content_type="text/html")
+    )
+    doc = document_entry("acme/t", httpserver.url_for("/t"), select=["main"])
+    write_config(workdir, [doc], fetch=GUARDED)
+    config = load_config(workdir / "tracker.toml")
+    with Tracker.open(config) as tracker:
+        run(tracker, clock=clock)  # 2024-05-01T12:00:00Z: A
+        served.append(b)
+        run(tracker, clock=clock.advance(days=30) and clock)  # 2024-05-31: B
+    folder = workdir / "h"
+    write_pages(folder, [("2024-05-10.html", b)])
+    result = invoke("import", "acme/t", str(folder))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(invoke("history", "acme/t", "--json").output)
+    assert [r["captured_at"] for r in rows] == ["2024-05-01T12:00:00Z", "2024-05-10T00:00:00Z"]
+    store = Store(workdir / "snapshots")
+    live_b = store.captures("acme/t")[-1]
+    assert live_b.version is None
+    assert live_b.meta["superseded"]["by"] == "2024-05-10T00:00:00Z"
+    assert store.read_snapshot(live_b.snapshot.path) == b.encode()  # the evidence stays
+    change = json.loads(invoke("diff", "acme/t", "--json").output)
+    assert change["to"]["captured_at"] == "2024-05-10T00:00:00Z"
     assert invoke("verify").exit_code == 0
