@@ -3,8 +3,9 @@
     python bench/replay.py ../shared/corpus/real-web [--document ID]… [--json] [--keep DIR]
 
 The folder has the real-web layout: a `manifest.json` listing documents (`id`, `url`,
-`select`, `remove`, and `captures`: `file`, `captured_at`) and one folder per document id
-holding the captures (`*.html.gz` or `*.html`). Each document is replayed twice, in two
+`select`, `remove`, and `captures`: `file`, `captured_at`; without `captures`, the files of
+the document's folder named by time) and one folder per document id holding the captures
+(`*.html.gz` or `*.html`). Each document is replayed twice, in two
 fresh stores:
 
 - **live**: a real HTTP server on 127.0.0.1 serves capture *i* on run *i*; the document's
@@ -146,8 +147,12 @@ def load_manifest(folder: Path) -> list[dict[str, Any]]:
 
 
 def captures_of(folder: Path, entry: dict[str, Any]) -> list[tuple[datetime, Path]]:
-    """(capture time, file) of one document, oldest first."""
+    """(capture time, file) of one document, oldest first: the manifest's list, or when it
+    has none, the files of the document's folder named by time (as `import` reads them)."""
     base = folder / entry["id"]
+    if "captures" not in entry:
+        found, _ignored = folder_items(base)
+        return [(item.captured_at, Path(item.imported["file"])) for item in found]
     out = [(parse_iso(c["captured_at"]), base / c["file"]) for c in entry["captures"]]
     return sorted(out)
 
@@ -273,7 +278,7 @@ def replay(
         finally:
             if keep is None:
                 shutil.rmtree(scratch, ignore_errors=True)
-        results.append(DocumentReplay(entry["id"], len(entry["captures"]), live, imported))
+        results.append(DocumentReplay(entry["id"], live.captures, live, imported))
     return results
 
 
