@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import document_entry, invoke, write_config
+from conftest import Clock, document_entry, invoke, write_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -19,7 +22,7 @@ from tracker.config import load_config
 from tracker.evaluation import load_cases
 from tracker.importer import time_from_name, wayback_items
 from tracker.index import Index
-from tracker.pipeline import Tracker
+from tracker.pipeline import Tracker, run
 from tracker.store import Store
 
 CASES = Path(__file__).parent / "cases" / "flags.json"
@@ -258,3 +261,270 @@ def test_import_then_live_runs_continue_the_history(httpserver: HTTPServer, work
     assert rows[0]["captured_at"] == "2020-01-01T00:00:00Z" and len(rows) == 2
     store = Store(workdir / "snapshots")
     assert store.captures("acme/t")[1].meta.get("imported") is None
+
+
+# --- one path for every capture: imports judged as live runs -------------------------------
+
+SENTENCE = "The provider may change these terms of service after giving notice to users. "
+POLICY = "<html><head><title>Terms</title></head><body><main><h1>Terms</h1>{}</main></body></html>"
+
+
+def policy(paragraphs: int, extra: str = "") -> str:
+    """A page whose text is about `paragraphs` × 77 characters long."""
+    body = "".join(f"<p>{n}. {SENTENCE}</p>" for n in range(paragraphs))
+    return POLICY.format(body + (f"<p>{extra}</p>" if extra else ""))
+
+
+WALL = (
+    "<html><head><title>Just a moment...</title></head><body><main>"
+    "<p>Checking your browser before accessing the site.</p></main></body></html>"
+)
+GUARDED = {"min_chars": 100, "max_shrink": 0.5, "confirm_shrink": 3}
+
+
+def guarded_config(workdir: Path) -> None:
+    doc = document_entry("acme/t", "https://acme.test/terms", select=["main"])
+    write_config(workdir, [doc], fetch=GUARDED)
+
+
+def write_pages(folder: Path, pages: list[tuple[str, str | bytes]]) -> None:
+    folder.mkdir(exist_ok=True)
+    for name, page in pages:
+        data = page.encode() if isinstance(page, str) else page
+        (folder / name).write_bytes(data)
+
+
+def test_import_skips_what_is_not_the_document_by_kind_and_goes_on(workdir: Path) -> None:
+    """Each kind of bad capture is skipped, counted and named; the ones after it still
+    come in, the import exits 1, and the index matches the files."""
+    guarded_config(workdir)
+    folder = workdir / "h"
+    write_pages(
+        folder,
+        [
+            ("2024-01-01.html", policy(10)),
+            ("2024-01-02.html", "<html><body><div>No main element here.</div></body></html>"),
+            ("2024-01-03.html", WALL),
+            ("2024-01-04.html", "<html><body><main><p>Terms.</p></main></body></html>"),
+            ("2024-01-05.html", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8),
+            ("2024-01-06.html", policy(3)),  # shrank by 70%, seen once: held back
+            ("2024-01-07.html", policy(10, "A new clause about notice.")),
+        ],
+    )
+    result = invoke("import", "acme/t", str(folder))
+    assert result.exit_code == 1, result.output
+    assert (
+        "acme/t: 7 found, 2 captures added (2 new versions), 0 already present or unchanged,"
+        " 5 failed (bot_wall 1, content_type 1, selector 1, shrank 1, too_short 1)"
+    ) in result.output
+    for when, kind in (
+        ("2024-01-02T00:00:00Z", "selector"),
+        ("2024-01-03T00:00:00Z", "bot_wall"),
+        ("2024-01-04T00:00:00Z", "too_short"),
+        ("2024-01-05T00:00:00Z", "content_type"),
+        ("2024-01-06T00:00:00Z", "shrank"),
+    ):
+        assert f"{when}  failed ({kind}): " in result.output
+    rows = json.loads(invoke("history", "acme/t", "--json").output)
+    assert [r["captured_at"] for r in rows] == ["2024-01-01T00:00:00Z", "2024-01-07T00:00:00Z"]
+    assert invoke("verify").exit_code == 0
+    again = invoke("import", "acme/t", str(folder))  # nothing new; the same five skipped
+    assert again.exit_code == 1 and "0 captures added" in again.output
+    assert "5 failed" in again.output
+
+
+def test_a_shrink_seen_confirm_shrink_times_in_a_row_is_believed_as_in_live_runs(
+    workdir: Path,
+) -> None:
+    guarded_config(workdir)
+    folder = workdir / "h"
+    short = policy(3)
+    write_pages(
+        folder,
+        [("2024-01-01.html", policy(10))]
+        + [
+            (f"2024-01-0{d}.html", short.replace("</main>", f"<!-- {d} --></main>"))
+            for d in (2, 3, 4)
+        ],
+    )
+    result = invoke("-v", "import", "acme/t", str(folder), "-v")
+    assert result.exit_code == 1
+    assert "2 failed (shrank 2)" in result.output
+    assert "2024-01-04T00:00:00Z  new version" in result.output
+    rows = json.loads(invoke("history", "acme/t", "--json").output)
+    assert [r["captured_at"] for r in rows] == ["2024-01-01T00:00:00Z", "2024-01-04T00:00:00Z"]
+
+
+def test_flip_rule_applies_to_imports(workdir: Path) -> None:
+    """A page alternating between two variants: two versions and one change, as live."""
+    guarded_config(workdir)
+    folder = workdir / "h"
+    a, b = policy(10), policy(10, "A banner that comes and goes.")
+    write_pages(folder, [(f"2024-01-0{d}.html", (a, b)[d % 2]) for d in range(1, 7)])
+    result = invoke("import", "acme/t", str(folder), "-v")
+    assert result.exit_code == 0, result.output
+    assert "6 captures added (2 new versions)" in result.output
+    # A B A B A B: each A after the first is a flip back; each B equals the latest version.
+    assert "2 flips back to a recent version" in result.output
+    assert result.output.count("flip: capture stored, no version") == 2
+    assert len(json.loads(invoke("history", "acme/t", "--json").output)) == 2
+    store = Store(workdir / "snapshots")
+    flips = [c.meta.get("flip_of") for c in store.captures("acme/t")]
+    assert flips == [None, None, *["2024-01-01T00:00:00Z", None] * 2]
+    assert invoke("verify").exit_code == 0
+
+
+def test_gzipped_captures_are_imported_and_a_broken_one_is_skipped(workdir: Path) -> None:
+    guarded_config(workdir)
+    folder = workdir / "h"
+    write_pages(
+        folder,
+        [
+            ("20240101T000000Z.html.gz", gzip.compress(policy(10).encode())),
+            ("20240102T000000Z.html.gz", b"not gzip at all"),
+            ("20240103T000000Z.html.gz", gzip.compress(policy(10, "Added.").encode())),
+        ],
+    )
+    result = invoke("import", "acme/t", str(folder))
+    assert result.exit_code == 1
+    assert "2 captures added (2 new versions)" in result.output
+    assert "1 failed (unreadable 1)" in result.output
+    store = Store(workdir / "snapshots")
+    (first, _) = store.captures("acme/t")
+    assert store.read_snapshot(first.snapshot.path) == policy(10).encode()  # stored as served
+    again = CliRunner().invoke(cli, ["import", "acme/t", str(folder), "--json"])
+    report = json.loads(again.stdout)
+    assert (again.exit_code, report["added"], report["unchanged"]) == (1, 0, 2)
+    assert report["failures"] == {"unreadable": 1}
+    assert report["failed_captures"][0]["captured_at"] == "2024-01-02T00:00:00Z"
+
+
+def test_an_import_before_stored_captures_is_judged_as_of_its_time(workdir: Path) -> None:
+    """Items going before a stored capture are judged against the history before them,
+    the index is rebuilt, and verify agrees."""
+    guarded_config(workdir)
+    later, earlier = workdir / "later", workdir / "earlier"
+    write_pages(later, [("2024-03-01.html", policy(10)), ("2024-04-01.html", policy(10, "New."))])
+    assert invoke("import", "acme/t", str(later)).exit_code == 0
+    # Before: a long page, then a short one (shrank against the January page, not March's).
+    write_pages(earlier, [("2024-01-01.html", policy(20)), ("2024-02-01.html", policy(8))])
+    result = invoke("import", "acme/t", str(earlier), "-v")
+    assert "2024-02-01T00:00:00Z  failed (shrank)" in result.output
+    rows = json.loads(invoke("history", "acme/t", "--json").output)
+    assert [r["captured_at"][:10] for r in rows] == ["2024-01-01", "2024-03-01", "2024-04-01"]
+    assert invoke("verify").exit_code == 0
+
+
+def import_process(workdir: Path, folder: Path) -> subprocess.Popen[str]:
+    """`tos-tracker import -v` as a real process, running this worktree's code."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracker", "import", "acme/t", str(folder), "-v"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def many_pages(folder: Path, count: int) -> None:
+    """Long pages, each with new text, some not the document: slow enough to interrupt."""
+    pages: list[tuple[str, str | bytes]] = []
+    for n in range(count):
+        when = f"2024-01-01T{n // 60:02d}-{n % 60:02d}-00Z.html"
+        pages.append((when, WALL if n % 7 == 3 else policy(200, f"Revision {n}.")))
+    write_pages(folder, pages)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_an_interrupted_import_leaves_a_store_verify_accepts(
+    workdir: Path, how: signal.Signals
+) -> None:
+    """Ctrl-C or SIGTERM mid-import: the index matches the files at once. SIGKILL cannot
+    be caught: the next import repairs what the kill left (as the next run does after a
+    killed run), then adds the rest."""
+    guarded_config(workdir)
+    folder = workdir / "h"
+    many_pages(folder, 60)
+    proc = import_process(workdir, folder)
+    assert proc.stderr is not None
+    for _ in range(8):  # mid-import: some captures done, most not
+        assert proc.stderr.readline()
+    proc.send_signal(how)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    stored = len(Store(workdir / "snapshots").captures("acme/t"))
+    assert 0 < stored < 60 - 60 // 7
+    if how != signal.SIGKILL:
+        checked = invoke("verify")
+        assert checked.exit_code == 0, checked.output
+    again = invoke("import", "acme/t", str(folder))
+    assert again.exit_code == 1  # the walls are still skipped
+    assert f"{60 - 9 - stored} captures added" in again.output
+    checked = invoke("verify")
+    assert checked.exit_code == 0, checked.output
+    assert len(Store(workdir / "snapshots").captures("acme/t")) == 60 - 9
+
+
+def test_a_wayback_capture_that_cannot_be_fetched_is_counted_and_retried_next_time(
+    httpserver: HTTPServer, workdir: Path
+) -> None:
+    url = "https://acme.test/terms"
+    good = {"20240101000000": policy(10), "20240301000000": policy(10, "New clause.")}
+    fetched = cdx_server(httpserver, {**good, "20240201000000": WALL}, url)
+    doc = document_entry("acme/t", url, select=["main"], browser_fallback=False)
+    write_config(workdir, [doc], fetch={**GUARDED, "retries": 0})
+    result = invoke("import", "acme/t", "--wayback", "--wayback-url", httpserver.url_for("/"))
+    assert result.exit_code == 1
+    assert "3 found, 2 captures added (2 new versions)" in result.output
+    assert "1 failed (bot_wall 1)" in result.output
+    assert "2024-02-01T00:00:00Z  failed (bot_wall)" in result.output
+    assert sorted(fetched) == ["20240101000000", "20240201000000", "20240301000000"]
+    # A download that fails is counted by kind and not marked done: the next import asks
+    # for it again (this archive lists a capture it cannot serve).
+    httpserver.clear()
+    rows = [["timestamp", "original", "statuscode", "digest", "mimetype"]]
+    rows.append(["20240401000000", url, "200", "D", "text/html"])
+    httpserver.expect_request("/cdx/search/cdx").respond_with_json(rows)
+    httpserver.expect_request("/web/20240401000000id_/" + url).respond_with_data("", status=404)
+    for _ in range(2):
+        again = invoke("import", "acme/t", "--wayback", "--wayback-url", httpserver.url_for("/"))
+        assert again.exit_code == 1 and "1 found, 0 captures added" in again.output
+        assert "1 failed (http 1)" in again.output
+    assert invoke("verify").exit_code == 0
+
+
+def test_a_backfill_ending_where_live_runs_began_dates_the_change_by_the_import(
+    httpserver: HTTPServer, workdir: Path, clock: Clock
+) -> None:
+    """Live runs saw A then B; an older capture of B is imported between them. The change
+    A → B is dated by the import, and the live capture of B stays, without a version, so
+    no two versions in a row have the same text."""
+    a, b = policy(10), policy(10, "No military use.")
+    served = [a]
+    httpserver.expect_request("/t").respond_with_handler(
+        lambda request: Response(served[-1], content_type="text/html")
+    )
+    doc = document_entry("acme/t", httpserver.url_for("/t"), select=["main"])
+    write_config(workdir, [doc], fetch=GUARDED)
+    config = load_config(workdir / "tracker.toml")
+    with Tracker.open(config) as tracker:
+        run(tracker, clock=clock)  # 2024-05-01T12:00:00Z: A
+        served.append(b)
+        run(tracker, clock=clock.advance(days=30) and clock)  # 2024-05-31: B
+    folder = workdir / "h"
+    write_pages(folder, [("2024-05-10.html", b)])
+    result = invoke("import", "acme/t", str(folder))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(invoke("history", "acme/t", "--json").output)
+    assert [r["captured_at"] for r in rows] == ["2024-05-01T12:00:00Z", "2024-05-10T00:00:00Z"]
+    store = Store(workdir / "snapshots")
+    live_b = store.captures("acme/t")[-1]
+    assert live_b.version is None
+    assert live_b.meta["superseded"]["by"] == "2024-05-10T00:00:00Z"
+    assert store.read_snapshot(live_b.snapshot.path) == b.encode()  # the evidence stays
+    change = json.loads(invoke("diff", "acme/t", "--json").output)
+    assert change["to"]["captured_at"] == "2024-05-10T00:00:00Z"
+    assert invoke("verify").exit_code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 from pathlib import Path
 
@@ -121,3 +122,19 @@ def test_guard_and_politeness_settings_are_checked(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as caught:
             load_config(path)
         assert message in str(caught.value), str(caught.value)
+
+
+def test_an_unreachable_host_is_a_connection_failure_not_a_robots_refusal(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """No network is said as such: robots.txt that cannot be fetched because nothing
+    listens is the document's `connection` failure, not "robots disallow everything"."""
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    doc = document_entry("acme/terms", f"http://127.0.0.1:{port}/terms")
+    with tracker_for(tmp_path, [doc], retries=0) as tracker:
+        (outcome,) = run(tracker, clock=clock).outcomes
+    assert outcome.status == "failed"
+    assert outcome.error_kind == "connection", outcome.error
+    assert "robots.txt" in outcome.error and "disallow" not in outcome.error

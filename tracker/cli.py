@@ -7,10 +7,13 @@ document failed (the others are still recorded), 2 usage or configuration error,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -546,6 +549,14 @@ def blame(obj: Context, document: str, text: str, as_json: bool) -> None:
     show_default=True,
     help="Wayback: the archive's base URL.",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    "each",
+    is_flag=True,
+    help="Print what became of every capture, not only the captures skipped.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_context
 def import_(
     obj: Context,
@@ -559,30 +570,42 @@ def import_(
     limit: int | None,
     delay: float,
     wayback_url: str,
+    each: bool,
+    as_json: bool,
 ) -> None:
     """Backfill a document's history from dated files, git commits or the Wayback Machine.
 
     PATH is a folder of files named by date (2024-05-02.html, 2024-05-02T12-00-00Z.md,
-    20240502T120000Z.txt); a manifest.json beside them may give exact capture times.
-    Imports go through the same extraction and diff as live fetches, at their own
-    dates, and are marked as imported. Running an import again adds nothing.
+    20240502T120000Z.txt, also gzipped: .html.gz); a manifest.json beside them may give
+    exact capture times. Each capture is judged as a live run at its date would judge it
+    (walls, failed extraction, too short, shrunk, flips) and marked as imported; one that
+    is not the document is skipped and reported by kind, and the import exits 1. Running
+    an import again adds nothing.
     """
-    from .importer import folder_items, git_items, import_items, wayback_items
+    from .importer import ImportItem, folder_items, git_items, import_items, wayback_items
 
     chosen = sum(bool(x) for x in (path, repo, wayback))
     if chosen != 1:
         raise click.UsageError("give exactly one of PATH, --git REPO --path FILE, or --wayback")
     if repo and not git_path:
         raise click.UsageError("--git needs --path FILE (the file inside the repository)")
-    with obj.tracker() as tracker:
+
+    def progress(item: ImportItem, outcome: str) -> None:
+        if each or outcome.startswith("failed"):
+            click.echo(f"  {iso(item.captured_at)}  {outcome}", err=True)
+
+    with obj.tracker() as tracker, _stop_on_sigterm():
         if path is not None:
             items, ignored = folder_items(path)
             for name in ignored:
-                click.echo(f"skipped {name}: not a dated .html, .md or .txt file", err=True)
-            report = import_items(tracker, document, items)
+                click.echo(
+                    f"skipped {name}: not a dated .html, .md or .txt file (or .gz of one)",
+                    err=True,
+                )
+            report = import_items(tracker, document, items, progress=progress)
         elif repo is not None:
             assert git_path is not None
-            report = import_items(tracker, document, git_items(repo, git_path))
+            report = import_items(tracker, document, git_items(repo, git_path), progress=progress)
         else:
             stream = wayback_items(
                 tracker,
@@ -593,15 +616,30 @@ def import_(
                 limit=limit,
                 delay=delay,
             )
-            report = import_items(
-                tracker,
-                document,
-                stream,
-                progress=lambda item, outcome: click.echo(
-                    f"  {iso(item.captured_at)}  {outcome}", err=True
-                ),
-            )
-    click.echo(report.line())
+            each = True  # slow, remote: every capture is news
+            report = import_items(tracker, document, stream, progress=progress)
+    click.echo(json.dumps(report.to_json(), indent=1) if as_json else report.line())
+    if report.failed:
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the command as Ctrl-C does, so its `finally` blocks leave the index
+    in line with the files (a service manager stopping an import mid-way)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding program): leave it be
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @cli.command()

@@ -55,3 +55,16 @@ def check_keys(table: Mapping[str, object], allowed: Collection[str], where: str
         raise ConfigError(
             f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})"
         )
+
+
+def connection_kind(exc: Exception) -> str:
+    """`dns` when a host name did not resolve (by requests' and the resolver's words),
+    else `connection`: the two ways "no network" reads for a fetch or a robots.txt."""
+    text = str(exc)
+    signs = ("NameResolutionError", "Name or service not known", "getaddrinfo")
+    return "dns" if any(sign in text for sign in signs) else "connection"
+
+
+def short_error(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -34,7 +34,7 @@ import urllib3
 from . import __version__, walls
 from .browser import BrowserFetcher
 from .config import PROJECT_URL, FetchSettings
-from .errors import FetchError
+from .errors import FetchError, connection_kind, short_error
 from .models import FetchResult, Source, Validators
 from .robots import RobotsRules
 
@@ -285,10 +285,11 @@ class Fetcher:
             except requests.exceptions.TooManyRedirects as exc:
                 raise FetchError("redirects", f"too many redirects: {exc}") from None
             except requests.exceptions.ConnectionError as exc:
-                kind = "dns" if _looks_like_dns(exc) else "connection"
-                last_error = FetchError(kind, f"could not connect: {_short(exc)}")
+                last_error = FetchError(
+                    connection_kind(exc), f"could not connect: {short_error(exc)}"
+                )
             except requests.exceptions.RequestException as exc:
-                raise FetchError("error", f"request failed: {_short(exc)}") from None
+                raise FetchError("error", f"request failed: {short_error(exc)}") from None
             else:
                 with response:
                     status = response.status_code
@@ -385,10 +386,12 @@ class Fetcher:
                         )
                     )
         except requests.exceptions.Timeout as exc:
-            raise _BrokenBody(FetchError("timeout", f"timed out reading: {_short(exc)}")) from None
+            raise _BrokenBody(
+                FetchError("timeout", f"timed out reading: {short_error(exc)}")
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise _BrokenBody(
-                FetchError("connection", f"connection broke while reading: {_short(exc)}")
+                FetchError("connection", f"connection broke while reading: {short_error(exc)}")
             ) from None
         return b"".join(chunks)
 
@@ -458,15 +461,3 @@ def _retry_after(value: str | None, clock: Clock) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - clock()).total_seconds())
-
-
-def _looks_like_dns(exc: Exception) -> bool:
-    text = str(exc)
-    return any(
-        s in text for s in ("NameResolutionError", "Name or service not known", "getaddrinfo")
-    )
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:297] + "..."

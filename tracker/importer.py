@@ -1,34 +1,42 @@
 """Backfilling history: dated files, a git repository's commits, or the Wayback Machine.
 
-Imported captures go through the same extraction, store and diff as live fetches,
-at their own past times, and carry an `imported` record (source, where exactly,
-original capture time) in their metadata, the index and the reports.
+Imported captures go through the same decision as live fetches (`pipeline.judge`:
+failures by kind, walls, plausibility guards, flip rule), the same store and diff, at
+their own past times, and carry an `imported` record (source, where exactly, original
+capture time) in their metadata, the index and the reports. A capture that is not the
+document is skipped and counted by kind; it never stops the import.
 """
 
 from __future__ import annotations
 
+import bisect
+import gzip
+import hashlib
 import json
 import logging
 import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from .errors import FetchError, TrackerError
-from .extract import extract_text, extraction_key, normalize_text
-from .fetch import Fetcher
-from .models import FetchResult, Source, Validators
-from .pipeline import Tracker
-from .store import atomic_write, iso, parse_iso
+from .extract import extraction_key
+from .fetch import Fetcher, utcnow
+from .index import compute_change
+from .models import FetchResult, Source, Validators, Version
+from .pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
+from .store import Capture, _json_bytes, atomic_write, iso, parse_iso, stem_for
+
+LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}
+__all__ = ["TEXT_EXTRACTION", "ImportItem", "ImportReport", "import_items"]
 
 log = logging.getLogger(__name__)
 
-TEXT_EXTRACTION = "text-import"  # versions imported as text, not extracted by us
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 TEXT_SUFFIXES = {".md", ".markdown", ".txt"}
 _NAME_TIME = [
@@ -47,23 +55,51 @@ class ImportItem:
     kind: str  # html or text
     imported: dict[str, Any]
     original_url: str | None = None
+    error: FetchError | None = None  # could not be read at all (a bad gzip, a failed download)
 
 
 @dataclass
 class ImportReport:
+    """What an import did; `failures` counts the captures skipped as not the document."""
+
     document: str
     seen: int = 0
     added: int = 0
     versions: int = 0
     skipped: int = 0
     failed: int = 0
+    flips: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    failed_captures: list[tuple[str, str, str]] = field(default_factory=list)  # time, kind, why
 
     def line(self) -> str:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(self.failures.items()))
         return (
             f"{self.document}: {self.seen} found, {self.added} captures added"
             f" ({self.versions} new versions), {self.skipped} already present or unchanged"
-            + (f", {self.failed} failed" if self.failed else "")
+            + (f", {self.flips} flips back to a recent version" if self.flips else "")
+            + (f", {self.failed} failed ({kinds})" if self.failed else "")
         )
+
+    def fail(self, item: ImportItem, error: FetchError) -> None:
+        self.failed += 1
+        self.failures[error.kind] = self.failures.get(error.kind, 0) + 1
+        self.failed_captures.append((iso(item.captured_at), error.kind, str(error)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "document": self.document,
+            "found": self.seen,
+            "added": self.added,
+            "versions": self.versions,
+            "unchanged": self.skipped,
+            "flips": self.flips,
+            "failed": self.failed,
+            "failures": dict(sorted(self.failures.items())),
+            "failed_captures": [
+                {"captured_at": t, "kind": k, "error": e} for t, k, e in self.failed_captures
+            ],
+        }
 
 
 def time_from_name(name: str) -> datetime | None:
@@ -81,7 +117,8 @@ def time_from_name(name: str) -> datetime | None:
 
 
 def kind_of(name: str) -> str | None:
-    suffix = Path(name).suffix.lower()
+    """html or text by the file's suffix (under a `.gz`, which is read decompressed)."""
+    suffix = Path(name.removesuffix(".gz").removesuffix(".GZ")).suffix.lower()
     if suffix in HTML_SUFFIXES:
         return "html"
     if suffix in TEXT_SUFFIXES:
@@ -122,17 +159,24 @@ def folder_items(folder: Path) -> tuple[list[ImportItem], list[str]]:
                 "note",
             )
             imported["manifest"] = {k: entry[k] for k in keep if entry.get(k)}
+        body, error = _read(path.name, path.read_bytes())
         items.append(
             ImportItem(
-                when,
-                path.read_bytes(),
-                kind,
-                imported,
-                entry.get("original_url") if entry else None,
+                when, body, kind, imported, entry.get("original_url") if entry else None, error
             )
         )
     items.sort(key=lambda i: i.captured_at)
     return items, ignored
+
+
+def _read(name: str, data: bytes) -> tuple[bytes, FetchError | None]:
+    """A file's bytes, decompressed when it is gzipped; an error when that fails."""
+    if not name.lower().endswith(".gz"):
+        return data, None
+    try:
+        return gzip.decompress(data), None
+    except (OSError, EOFError, ValueError) as exc:
+        return b"", FetchError("unreadable", f"{name}: not a readable gzip file: {exc}")
 
 
 def _manifest_entries(folder: Path) -> dict[str, dict[str, Any]]:
@@ -177,10 +221,11 @@ def git_items(repo: Path, path: str) -> list[ImportItem]:
         )
         if shown.returncode != 0:
             continue  # the file was deleted in this commit
+        body, error = _read(path, shown.stdout)
         items.append(
             ImportItem(
                 datetime.fromtimestamp(int(stamp), UTC),
-                shown.stdout,
+                body,
                 kind,
                 {
                     "source": "git",
@@ -188,6 +233,8 @@ def git_items(repo: Path, path: str) -> list[ImportItem]:
                     "commit": commit,
                     "path": path,
                 },
+                None,
+                error,
             )
         )
     return items
@@ -224,43 +271,140 @@ def import_items(
     *,
     progress: Callable[[ImportItem, str], None] | None = None,
 ) -> ImportReport:
-    """Store `items` in `document`'s history and re-index it; safe to run again."""
+    """Judge and store `items` in `document`'s history, in capture-time order; safe to rerun.
+
+    Each item is judged as a live run at its time would judge it: against the capture
+    and versions before it in the store (`DocumentState`), with its own count of shrunk
+    texts awaiting confirmation. One that is not the document is counted by kind and
+    skipped. Captures added after every stored one are indexed as they are stored; when
+    any went before a stored capture, the document's rows are rebuilt at the end. Either
+    way the index matches the files when the import ends, is interrupted (Ctrl-C,
+    SIGTERM), or fails; after a SIGKILL the next import or run brings it back in line.
+    """
     source = tracker.config.source(document)
     report = ImportReport(document)
-    with tracker.store.lock():
-        for item in items:
-            report.seen += 1
-            outcome = _import_one(tracker, document, source, item)
-            if outcome == "added-version":
-                report.added += 1
-                report.versions += 1
-            elif outcome == "added":
-                report.added += 1
+    store, index = tracker.store, tracker.index
+    if isinstance(items, list | tuple):
+        items = sorted(items, key=lambda i: i.captured_at)
+    with store.lock():
+        store.remove_leftovers([document])  # of an import or run that was killed
+        index.sync(store, [document])
+        captures = store.captures(document)
+        pending: dict[str, Any] = {}
+        rebuild = False
+        try:
+            for item in items:
+                report.seen += 1
+                status, capture, error, pending = _import_one(
+                    tracker, document, source, item, captures, pending
+                )
+                if error is not None:
+                    report.fail(item, error)
+                    label = f"failed ({error.kind}): {error}"
+                elif capture is None:
+                    report.skipped += 1
+                    label = "already present" if status == "present" else "unchanged"
+                else:
+                    report.added += 1
+                    report.versions += capture.version is not None
+                    report.flips += status == "flip"
+                    label = LABELS.get(status, "capture stored, same text")
+                    rebuild = _index_capture(tracker, captures, capture) or rebuild
+                if progress:
+                    progress(item, label)
+        finally:
+            if rebuild:
+                _drop_repeated_versions(tracker, document)
+                store.remove_leftovers([document])
+                index.rebuild_document(store, document)
             else:
-                report.skipped += 1
-            if progress:
-                progress(item, outcome)
-        tracker.index.rebuild_document(tracker.store, document)
+                index.sync(store, [document])
     return report
 
 
-def _import_one(tracker: Tracker, document: str, source: Source | None, item: ImportItem) -> str:
+def _drop_repeated_versions(tracker: Tracker, document: str) -> list[str]:
+    """A stored version whose text equals the version just before it is no longer one.
+
+    That happens when an import goes before a stored capture with the text it already
+    had (a backfill ending where live runs began): the change is dated by the earlier,
+    imported capture, and the later capture stays as evidence, without a version. Its
+    metadata keeps the version it lost (`superseded`), rewritten atomically; its text
+    file, the same text as the earlier version's, is then removed (as `reextract` does).
+    """
+    store = tracker.store
+    folder = store.document_dir(document)
+    previous: Version | None = None
+    dropped = []
+    for capture in store.captures(document):
+        version = capture.version
+        if version is None:
+            continue
+        if (
+            previous is None
+            or previous.sha256 != version.sha256
+            or previous.extraction != version.extraction
+        ):
+            previous = version
+            continue
+        meta = dict(capture.meta)
+        meta["superseded"] = {
+            "at": iso(utcnow()),
+            "version": meta["version"],
+            "by": iso(previous.captured_at),
+            "why": "an imported capture before it has the same text",
+        }
+        meta["version"] = None
+        atomic_write(folder / f"{stem_for(capture.captured_at)}.json", _json_bytes(meta))
+        (store.root / version.path).unlink(missing_ok=True)
+        dropped.append(iso(capture.captured_at))
+    return dropped
+
+
+def _index_capture(tracker: Tracker, captures: list[Capture], capture: Capture) -> bool:
+    """Add `capture` to the in-memory history and the index; True when the document's
+    rows must be rebuilt instead (it went before a capture already stored)."""
+    at = bisect.bisect_right([c.captured_at for c in captures], capture.captured_at)
+    captures.insert(at, capture)
+    if at < len(captures) - 1:
+        return True
+    change = None
+    if capture.version is not None:
+        previous = next((c.version for c in reversed(captures[:at]) if c.version), None)
+        if previous is not None:
+            change = compute_change(tracker.store, previous, capture.version, tracker.config.topics)
+    tracker.index.add_capture(capture, change)
+    return False
+
+
+def _import_one(
+    tracker: Tracker,
+    document: str,
+    source: Source | None,
+    item: ImportItem,
+    captures: list[Capture],
+    pending: dict[str, Any],
+) -> tuple[str, Capture | None, FetchError | None, dict[str, Any]]:
+    """Judge one item against the history before its time, and store it if it is one.
+
+    Returns what it is ("new", "unchanged", "flip", "present" or "failed"), the
+    capture written (if any), the error that made it fail, and the shrink guard's
+    state after it.
+    """
     if item.kind == "html":
         if source is None:
             raise TrackerError(
                 f"{document} is not configured: add it to tracker.toml (with its select and"
                 " remove selectors) before importing HTML"
             )
-        text = extract_text(
-            item.body, select=source.select, remove=source.remove, noise=source.noise
-        )
         extraction = extraction_key(source.select, source.remove, source.noise)
         content_type = "text/html"
     else:
-        text = normalize_text(item.body.decode("utf-8", errors="replace"))
         extraction = TEXT_EXTRACTION
         content_type = "text/markdown; charset=utf-8"
+    if item.error is not None:
+        return "failed", None, item.error, pending
     url = source.url if source else (item.original_url or item.imported.get("file", ""))
+    judged = source or Source(document, "", "", url)
     fetched = FetchResult(
         source_id=document,
         url=url,
@@ -272,14 +416,35 @@ def _import_one(tracker: Tracker, document: str, source: Source | None, item: Im
         encoding=None,
         validators=Validators(),
     )
+    moment = item.captured_at.astimezone(UTC).replace(microsecond=0)
+    raw_sha = hashlib.sha256(item.body).hexdigest()
+    if any(c.captured_at == moment and c.snapshot.sha256 == raw_sha for c in captures):
+        return "present", None, None, pending  # imported before: adds nothing, judged then
+    before = [c for c in captures if c.captured_at < moment]
+    versions: list[Version] = [c.version for c in before if c.version is not None]
+    state = DocumentState(before[-1] if before else None, pending, lambda: versions)
+    # Where the archive found it is no redirect of ours: no offsite or login-redirect check.
+    asked = replace(fetched, final_url=url)
+    verdict = judge(tracker, judged, asked, state, extraction=extraction, walls_checked=False)
+    if verdict.status == "failed":
+        assert verdict.error is not None
+        return "failed", None, verdict.error, verdict.pending
+    if verdict.text is None:
+        return "unchanged", None, None, verdict.pending
     imported = {**item.imported, "captured_at": iso(item.captured_at)}
-    describe = {"service": source.service, "title": source.title} if source else None
+    describe = {"service": source.service, "title": source.title} if source else {}
+    if verdict.flip is not None:
+        describe["flip_of"] = iso(verdict.flip.captured_at)
     capture = tracker.store.record_import(
-        document, fetched, text, extraction=extraction, imported=imported, describe=describe
+        document,
+        fetched,
+        verdict.text,
+        extraction=extraction,
+        imported=imported,
+        describe=describe,
+        new_version=verdict.status != "flip",
     )
-    if capture is None:
-        return "skipped"
-    return "added-version" if capture.version is not None else "added"
+    return verdict.status, capture, None, verdict.pending
 
 
 def wayback_items(
@@ -320,7 +485,12 @@ def wayback_items(
         try:
             result = fetcher.fetch(Source(document, "", "", raw_url, browser_fallback=False))
         except FetchError as exc:
+            # Counted as failed by the import, and not marked done: the next one retries.
             log.warning("%s: wayback capture %s failed: %s", document, stamp, exc)
+            when = time_from_name(stamp)
+            if when is not None:
+                where = {"source": "wayback", "timestamp": stamp, "archive_url": raw_url}
+                yield ImportItem(when, b"", "html", where, original, exc)
             continue
         when = time_from_name(stamp)
         if when is None:

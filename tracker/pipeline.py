@@ -6,17 +6,18 @@ error is recorded on the run and the last good version stays current.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
+from . import walls
 from .config import Config
 from .errors import FetchError, StoreError, UnknownDocumentError
-from .extract import extract_text, extraction_key
+from .extract import extract_text, extraction_key, normalize_text
 from .fetch import Clock, Fetcher, utcnow
 from .guards import GuardSettings, check_response, check_text
 from .index import Index, compute_change
@@ -262,39 +263,20 @@ def _record(
                 )
             )
         return Recorded(replace(base, version=current))
-    refused = check_response(source, fetched)
-    if refused is not None:
-        return Recorded(replace(base, status="failed", error_kind=refused.kind, error=str(refused)))
-    if _same_as_last(store, source, fetched, latest, extraction):
-        # The bytes of the last capture, read the same way: its text, checks and
-        # history stand, so the page is not parsed again (`Store.record` would keep nothing).
+    state = DocumentState(latest, store.pending(source.id), lambda: store.versions(source.id))
+    # The fetcher has looked for walls already, with the response's headers.
+    verdict = judge(tracker, source, fetched, state, extraction=extraction, walls_checked=True)
+    if verdict.pending != state.pending:
+        store.set_pending(source.id, verdict.pending or None)
+    if verdict.status == "failed":
+        assert verdict.error is not None
+        error = verdict.error
+        return Recorded(replace(base, status="failed", error_kind=error.kind, error=str(error)))
+    if verdict.text is None:  # the bytes of the last capture: its text and history stand
         return Recorded(replace(base, version=store.current_version(source.id, latest)))
-    try:
-        text = extract_text(
-            fetched.body,
-            encoding=fetched.encoding,
-            select=source.select,
-            remove=source.remove,
-            noise=source.noise,
-        )
-    except FetchError as exc:
-        return Recorded(replace(base, status="failed", error_kind=exc.kind, error=str(exc)))
-    if not text.strip():
-        return Recorded(
-            replace(
-                base,
-                status="failed",
-                error_kind="empty",
-                error="the page has no readable text (is it rendered by JavaScript?)",
-            )
-        )
-    previous = store.latest_version(source.id)
-    suspect = _implausible(tracker, source, text, previous)
-    if suspect is not None:
-        return Recorded(replace(base, status="failed", error_kind=suspect.kind, error=str(suspect)))
+    text, flip = verdict.text, verdict.flip
+    previous = state.previous
     describe = {"service": source.service, "title": source.title}
-    recent = store.versions(source.id)[-tracker.config.flip_window :] if previous else []
-    flip = flip_of(recent, sha256_hex(text.encode("utf-8")), extraction, tracker.config.flip_window)
     if flip is not None:
         describe["flip_of"] = iso(flip.captured_at)
     capture, current = store.record(
@@ -326,42 +308,122 @@ def _record(
     return Recorded(outcome, capture, change)
 
 
-def _same_as_last(
-    store: Store, source: Source, fetched: FetchResult, latest: Capture | None, extraction: str
-) -> bool:
-    """Whether the body equals the last capture's, made with the same extraction settings.
+@dataclass
+class DocumentState:
+    """A document as it stood just before one capture: what that capture is judged by.
 
-    Not while a suspect fetch awaits confirmation, whose count must still be kept.
+    For a live run that is the store's latest state; for an import, the state as of the
+    capture's own time (the capture and versions before it), so a backfill is judged
+    the way a live run at that moment would have judged it.
     """
-    return (
-        latest is not None
-        and latest.snapshot.sha256 == sha256_hex(fetched.body)
-        and latest.meta.get("extraction") == extraction
-        and not store.pending(source.id)
-    )
+
+    before: Capture | None  # the capture just before this one
+    pending: dict[str, Any]  # what the last captures were held back for (the shrink guard)
+    versions: Callable[[], Sequence[Version]]  # the versions before it, oldest first
+
+    @cached_property
+    def recent(self) -> Sequence[Version]:
+        """The versions before this capture, read only when the bytes are new."""
+        return self.versions()
+
+    @property
+    def previous(self) -> Version | None:
+        """The version current just before this capture."""
+        return self.recent[-1] if self.recent else None
 
 
-def _implausible(
-    tracker: Tracker, source: Source, text: str, previous: Version | None
-) -> FetchError | None:
-    """Too short, or shrunk too far at once: held back until it is seen often enough."""
+@dataclass(frozen=True)
+class Verdict:
+    """What one capture is: failed (by kind), unchanged, a flip, or a new version.
+
+    `text` is None when the bytes equal the capture before (nothing to extract or
+    store); `pending` is the shrink guard's state after this capture ({} for none).
+    """
+
+    status: str  # "failed", "unchanged", "flip" or "new"
+    pending: dict[str, Any]
+    error: FetchError | None = None
+    text: str | None = None
+    flip: Version | None = None
+
+
+TEXT_EXTRACTION = "text-import"  # versions imported as text, not extracted by us
+
+
+def judge(
+    tracker: Tracker,
+    source: Source,
+    fetched: FetchResult,
+    state: DocumentState,
+    *,
+    extraction: str,
+    walls_checked: bool,
+) -> Verdict:
+    """Decide what one capture is, the same way for live runs and every kind of import.
+
+    In order: is it a page of text from the site asked (`check_response`); a bot or
+    login wall (unless the fetcher has looked already, `walls_checked`); the bytes of
+    the capture before (unchanged, nothing parsed); does extraction succeed and leave
+    text; is the text plausible (`too_short`, or `shrank` until the same text is seen
+    `confirm_shrink` times in a row); a flip back to a recent version; unchanged; new.
+    Reads the store (the previous text) but writes nothing: the caller stores.
+    """
+    refused = check_response(source, fetched)
+    if refused is None and not walls_checked and extraction != TEXT_EXTRACTION:
+        refused = walls.detect(fetched.status, {}, fetched.body, fetched.final_url, source.url)
+    if refused is not None:
+        return Verdict("failed", state.pending, refused)
+    before = state.before
+    if (
+        before is not None
+        and before.snapshot.sha256 == sha256_hex(fetched.body)
+        and before.meta.get("extraction") == extraction
+    ):
+        # The bytes of the last capture, read the same way: its text, checks and
+        # history stand. Whatever was held back is not confirmed by it.
+        return Verdict("unchanged", {})
+    try:
+        if extraction == TEXT_EXTRACTION:
+            text = normalize_text(fetched.body.decode("utf-8", errors="replace"))
+        else:
+            text = extract_text(
+                fetched.body,
+                encoding=fetched.encoding,
+                select=source.select,
+                remove=source.remove,
+                noise=source.noise,
+            )
+    except FetchError as exc:
+        return Verdict("failed", state.pending, exc)
+    if not text.strip():
+        error = FetchError("empty", "the page has no readable text (is it rendered by JavaScript?)")
+        return Verdict("failed", state.pending, error)
+    previous = state.previous
+    settings = guard_settings(tracker, source)
+    digest = sha256_hex(text.encode("utf-8"))
+    pending = state.pending
+    repeats = int(pending.get("count", 0)) if pending.get("sha256") == digest else 0
+    before_text = tracker.store.read_text(previous) if previous is not None else None
+    suspect = check_text(text, before_text, settings, repeats=repeats)
+    if suspect is not None:
+        held = {"kind": "shrank", "sha256": digest, "count": repeats + 1}
+        return Verdict("failed", held if suspect.kind == "shrank" else {}, suspect)
+    flip = flip_of(state.recent, digest, extraction, tracker.config.flip_window)
+    if flip is not None:
+        return Verdict("flip", {}, text=text, flip=flip)
+    if previous is not None and previous.sha256 == digest and previous.extraction == extraction:
+        return Verdict("unchanged", {}, text=text)
+    return Verdict("new", {}, text=text)
+
+
+def guard_settings(tracker: Tracker, source: Source) -> GuardSettings:
+    """The plausibility thresholds of one document: its own, or `[fetch]`'s."""
     fetch = tracker.config.fetch
-    settings = GuardSettings(
+    return GuardSettings(
         min_chars=fetch.min_chars if source.min_chars is None else source.min_chars,
         max_shrink=fetch.max_shrink if source.max_shrink is None else source.max_shrink,
         confirm_shrink=fetch.confirm_shrink,
     )
-    store = tracker.store
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    pending = store.pending(source.id)
-    repeats = int(pending.get("count", 0)) if pending.get("sha256") == digest else 0
-    before = store.read_text(previous) if previous is not None else None
-    error = check_text(text, before, settings, repeats=repeats)
-    if error is not None and error.kind == "shrank":
-        store.set_pending(source.id, {"kind": "shrank", "sha256": digest, "count": repeats + 1})
-    elif pending:
-        store.set_pending(source.id, None)
-    return error
 
 
 def _how(fetched: FetchResult) -> dict[str, str]:

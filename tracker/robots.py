@@ -1,7 +1,10 @@
 """robots.txt, read once per site per run and honoured unless a document opts out.
 
-Follows RFC 9309: a missing robots.txt (4xx) allows everything; an unreachable one
-(5xx, connection error) means "disallow everything" for now, reported as such.
+Follows RFC 9309: a missing robots.txt (4xx) allows everything; an unavailable one
+(5xx) means "disallow everything" for now, reported as such. A host that cannot be
+reached at all (no DNS answer, connection refused, timeout) is not a robots.txt
+answer: it is reported as the document's `dns`, `connection` or `timeout` failure, the
+words a fetch of the page itself would have given, so "no network" reads as that.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from .errors import FetchError
+from .errors import FetchError, connection_kind, short_error
 
 AGENT = "tos-tracker"
 MAX_ROBOTS_BYTES = 512 * 1024  # RFC 9309 asks crawlers to read at least 500 KiB
@@ -48,6 +51,13 @@ class RobotsRules:
         parser = urllib.robotparser.RobotFileParser(site + "/robots.txt")
         try:
             response = self._get(site + "/robots.txt")
+        except requests.exceptions.Timeout as exc:
+            return FetchError("timeout", f"{site}/robots.txt timed out: {short_error(exc)}")
+        except requests.exceptions.ConnectionError as exc:
+            return FetchError(
+                connection_kind(exc),
+                f"could not connect to {site} for robots.txt: {short_error(exc)}",
+            )
         except requests.exceptions.RequestException as exc:
             return FetchError(
                 "robots",

@@ -289,12 +289,14 @@ class Store:
         extraction: str,
         imported: dict[str, Any],
         describe: dict[str, str] | None = None,
+        new_version: bool = True,
     ) -> Capture | None:
         """Insert a capture at its own (past) time: the backfill path.
 
         Nothing is written when a capture at that time already holds the same bytes
         (re-importing adds nothing), or when the capture just before it in time has
-        the same bytes and extraction (the page had not changed).
+        the same bytes and extraction (the page had not changed). `new_version=False`
+        stores it without a version (a flip, as in `record`).
         """
         moment = fetched.fetched_at.astimezone(UTC).replace(microsecond=0)
         raw_sha = sha256_hex(fetched.body)
@@ -321,6 +323,7 @@ class Store:
             raw_sha=raw_sha,
             reuse=None,
             extra={"imported": imported, **(describe or {})},
+            new_version=new_version,
         )
 
     def _write_capture(
