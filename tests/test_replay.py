@@ -126,3 +126,30 @@ def test_real_copilot_captures_keep_the_real_change_and_report_the_selector_brea
         assert [t[:10] for t in outcome.versions_at] == ["2024-06-06", "2024-06-11"]
         assert outcome.failures == {"selector": 13}
         assert outcome.verify_ok
+
+
+def test_an_error_page_served_with_200_is_no_version_live_or_imported(tmp_path: Path) -> None:
+    """A site's own error page with no bot-wall marker ("This page isn't available"), as
+    Llama API served between good loads: `error_page`, never a version, both ways."""
+    error = (
+        b"<html><head><title>Meta</title></head><body><main><h2>This page isn\xe2\x80\x99t"
+        b" available</h2><p>An unexpected error has occurred. Try reloading the page or come"
+        b" back later.</p></main></body></html>"
+    )
+    policy = page(10, "No military use of the service.")
+    folder = tmp_path / "set" / "acme" / "aup"
+    folder.mkdir(parents=True)
+    for n, body in enumerate([policy, error, error, error, error, policy, error]):
+        (folder / f"202401{n + 1:02d}T120000Z.html").write_bytes(body)
+    manifest = {
+        "documents": [
+            {"id": "acme/aup", "url": "https://acme.test/aup", "select": ["main"], "remove": []}
+        ]
+    }
+    (tmp_path / "set" / "manifest.json").write_text(json.dumps(manifest))
+    (result,) = load_replay().replay(tmp_path / "set")
+    assert result.agree, (result.live, result.imported)
+    for outcome in (result.live, result.imported):
+        assert (outcome.versions, outcome.changes) == (1, 0)
+        assert outcome.failures == {"error_page": 5}
+        assert outcome.verify_ok

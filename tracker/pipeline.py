@@ -364,8 +364,9 @@ def judge(
     In order: is it a page of text from the site asked (`check_response`); a bot or
     login wall (unless the fetcher has looked already, `walls_checked`); the bytes of
     the capture before (unchanged, nothing parsed); does extraction succeed and leave
-    text; is the text plausible (`too_short`, or `shrank` until the same text is seen
-    `confirm_shrink` times in a row); a flip back to a recent version; unchanged; new.
+    text that is not a site's error page (`error_page`); is the text plausible
+    (`too_short`, or `shrank` until the same text is seen `confirm_shrink` times in a
+    row); a flip back to a recent version; unchanged; new.
     Reads the store (the previous text) but writes nothing: the caller stores.
     """
     refused = check_response(source, fetched)
@@ -398,6 +399,12 @@ def judge(
     if not text.strip():
         error = FetchError("empty", "the page has no readable text (is it rendered by JavaScript?)")
         return Verdict("failed", state.pending, error)
+    if extraction != TEXT_EXTRACTION:
+        # A site's own error page served as a page ("This page isn't available"):
+        # recorded, it would read as the terms deleted, then restored.
+        error_page = walls.error_page(text)
+        if error_page is not None:
+            return Verdict("failed", state.pending, error_page)
     previous = state.previous
     settings = guard_settings(tracker, source)
     digest = sha256_hex(text.encode("utf-8"))
