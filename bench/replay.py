@@ -1,6 +1,7 @@
 """Replay a folder of real captures as live runs and as an import, and compare the two.
 
     python bench/replay.py ../shared/corpus/real-web [--document ID]… [--json] [--keep DIR]
+                           [--cloudflare-emails]
 
 The folder has the real-web layout: a `manifest.json` listing documents (`id`, `url`,
 `select`, `remove`, and `captures`: `file`, `captured_at`; without `captures`, the files of
@@ -12,6 +13,11 @@ fresh stores:
   URL in a temporary `tracker.toml` points at it (with the manifest's selectors), and one
   `run` per capture goes through the whole pipeline with the capture's time as the clock.
 - **import**: `tos-tracker import` of the document's folder, as a user would backfill it.
+
+`--cloudflare-emails` serves every capture as a site behind Cloudflare's email obfuscation
+does: each address re-encoded on each load with a fresh random key (`cloudflare_obfuscate`),
+in live runs and in the imported files alike, so a document's per-load link noise can be
+replayed on any set of real captures.
 
 Why: an alert must mean the terms changed, whichever way a capture came in. The table says,
 per document and per mode, how many captures, versions, changes, alerting (non-cosmetic)
@@ -26,6 +32,8 @@ import argparse
 import gzip
 import json
 import logging
+import random
+import re
 import shutil
 import sys
 import tempfile
@@ -162,6 +170,67 @@ def read_capture(path: Path) -> bytes:
     return gzip.decompress(data) if path.name.endswith(".gz") else data
 
 
+# --- Cloudflare's email obfuscation, as a site behind it serves each load ------------------
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_MAILTO = re.compile(r'<a([^>]*?)href="mailto:([^"]+)"([^>]*)>(.*?)</a>', re.S)
+_TEXT_RUN = re.compile(r">([^<]+)<")
+CF_SCRIPT = (
+    '<script src="/cdn-cgi/scripts/5c5dd728/cloudflare-static/email-decode.min.js"></script>'
+)
+
+
+def cf_encode(address: str, key: int) -> str:
+    """Cloudflare's encoding: the key byte, then each UTF-8 byte of the address XOR it."""
+    return f"{key:02x}" + "".join(f"{byte ^ key:02x}" for byte in address.encode())
+
+
+def cf_span(address: str, key: int) -> str:
+    """An address shown inside a mailto link: an encoded element."""
+    return (
+        f'<span class="__cf_email__" data-cfemail="{cf_encode(address, key)}">'
+        "[email&#160;protected]</span>"
+    )
+
+
+def cf_plain(address: str, key: int) -> str:
+    """An address in the text: Cloudflare makes it a link to the protection page."""
+    return (
+        f'<a href="/cdn-cgi/l/email-protection" class="__cf_email__" '
+        f'data-cfemail="{cf_encode(address, key)}">[email&#160;protected]</a>'
+    )
+
+
+def cloudflare_obfuscate(html: str, rng: random.Random) -> str:
+    """The page as Cloudflare's email obfuscation serves it: a new key for every address.
+
+    Mailto links point at the protection page with the encoded address as fragment, and
+    an address shown in their text becomes an encoded span; an address elsewhere in the
+    text becomes an encoded link to the protection page; the decoding script is added.
+    """
+
+    def anchor(match: re.Match[str]) -> str:
+        before, target, after, inner = match.groups()
+        hexed = cf_encode(target, rng.randrange(256))
+        inner = _EMAIL.sub(lambda e: cf_span(e[0], rng.randrange(256)), inner)
+        return f'<a{before}href="/cdn-cgi/l/email-protection#{hexed}"{after}>{inner}</a>'
+
+    html = _MAILTO.sub(anchor, html)
+    html = _TEXT_RUN.sub(
+        lambda m: ">" + _EMAIL.sub(lambda e: cf_plain(e[0], rng.randrange(256)), m[1]) + "<",
+        html,
+    )
+    return html.replace("</body>", CF_SCRIPT + "</body>", 1)
+
+
+def served(body: bytes, load: int, cloudflare_emails: bool) -> bytes:
+    """What the site answers on its `load`-th load: the capture, obfuscated if asked."""
+    if not cloudflare_emails:
+        return body
+    html = body.decode("utf-8", "replace")
+    return cloudflare_obfuscate(html, random.Random(load)).encode("utf-8")
+
+
 def write_tracker_config(workdir: Path, entry: dict[str, Any], url: str) -> Path:
     """A tracker.toml for one document: the manifest's selectors, the replay's URL."""
     doc = {
@@ -216,7 +285,9 @@ def summarize(tracker: Tracker, document: str, captures: int, failures: Counter[
     )
 
 
-def replay_live(folder: Path, entry: dict[str, Any], workdir: Path) -> Outcome:
+def replay_live(
+    folder: Path, entry: dict[str, Any], workdir: Path, cloudflare_emails: bool = False
+) -> Outcome:
     """One `run` per capture against a loopback server, at the capture's time."""
     items = captures_of(folder, entry)
     pages = _Pages()
@@ -224,9 +295,9 @@ def replay_live(folder: Path, entry: dict[str, Any], workdir: Path) -> Outcome:
     with serve(pages) as base:
         config = load_config(write_tracker_config(workdir, entry, f"{base}/{entry['id']}"))
         with Tracker.open(config) as tracker:
-            for when, path in items:
+            for load, (when, path) in enumerate(items):
                 with pages.lock:
-                    pages.body = read_capture(path)
+                    pages.body = served(read_capture(path), load, cloudflare_emails)
                 summary = run(tracker, clock=lambda when=when: when)
                 for outcome in summary.outcomes:
                     if outcome.status == "failed":
@@ -234,17 +305,20 @@ def replay_live(folder: Path, entry: dict[str, Any], workdir: Path) -> Outcome:
             return summarize(tracker, entry["id"], len(items), failures)
 
 
-def replay_import(folder: Path, entry: dict[str, Any], workdir: Path) -> Outcome:
+def replay_import(
+    folder: Path, entry: dict[str, Any], workdir: Path, cloudflare_emails: bool = False
+) -> Outcome:
     """`import` of the document's folder into a fresh store."""
     items = captures_of(folder, entry)
     source = folder / entry["id"]
-    if kind_of("x.html.gz") is None:
-        # A tracker that cannot read gzipped captures (before .html.gz support): import
-        # decompressed copies, named by the same capture times.
+    if kind_of("x.html.gz") is None or cloudflare_emails:
+        # Import copies named by the same capture times: decompressed for a tracker that
+        # cannot read gzipped captures (before .html.gz support), or as served live.
         staged = workdir / "staged"
         staged.mkdir()
-        for when, path in items:
-            (staged / (when.strftime("%Y%m%dT%H%M%SZ") + ".html")).write_bytes(read_capture(path))
+        for load, (when, path) in enumerate(items):
+            body = served(read_capture(path), load, cloudflare_emails)
+            (staged / (when.strftime("%Y%m%dT%H%M%SZ") + ".html")).write_bytes(body)
         source = staged
     config = load_config(write_tracker_config(workdir, entry, entry["url"]))
     failures: Counter[str] = Counter()
@@ -261,7 +335,10 @@ def replay_import(folder: Path, entry: dict[str, Any], workdir: Path) -> Outcome
 
 
 def replay(
-    folder: Path, only: Sequence[str] = (), keep: Path | None = None
+    folder: Path,
+    only: Sequence[str] = (),
+    keep: Path | None = None,
+    cloudflare_emails: bool = False,
 ) -> list[DocumentReplay]:
     """Replay every document of `folder` (or those in `only`) both ways."""
     results = []
@@ -273,8 +350,8 @@ def replay(
             live_dir, import_dir = scratch / "live", scratch / "import"
             live_dir.mkdir()
             import_dir.mkdir()
-            live = replay_live(folder, entry, live_dir)
-            imported = replay_import(folder, entry, import_dir)
+            live = replay_live(folder, entry, live_dir, cloudflare_emails)
+            imported = replay_import(folder, entry, import_dir, cloudflare_emails)
         finally:
             if keep is None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -309,11 +386,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--document", action="append", default=[], help="only this document")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--keep", type=Path, help="keep the replay stores under this folder")
+    parser.add_argument(
+        "--cloudflare-emails",
+        action="store_true",
+        help="serve every load with Cloudflare's email obfuscation (fresh keys each time)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # failures are counted in the table
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-    results = replay(args.folder, args.document, args.keep)
+    results = replay(args.folder, args.document, args.keep, args.cloudflare_emails)
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=1))
     else:

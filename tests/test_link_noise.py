@@ -18,11 +18,14 @@ from typing import Any
 import pytest
 from conftest import SHARED_CORPUS
 from test_extract_lxml import same_text
+from test_replay import load_replay
 
 from tracker.extract import extract_text
 from tracker.extract_rules import cf_decode, cf_email_href, clean_url
 
 REAL_WEB = SHARED_CORPUS / "real-web"
+# The replay tool owns the obfuscation, so what it replays is what these tests check.
+cloudflare_obfuscate = load_replay().cloudflare_obfuscate
 WORDTUNE = "wordtune/privacy-policy"
 ADDRESS = "privacy@wordtune.com"
 # A markdown link target as the renderer writes it (see `extract._LINK_TARGET`).
@@ -284,36 +287,6 @@ def captures(document: dict[str, Any]) -> list[tuple[str, bytes]]:
         (c["file"], gzip.decompress((folder / c["file"]).read_bytes()))
         for c in document["captures"]
     ]
-
-
-def cloudflare_obfuscate(html: str, rng: random.Random) -> str:
-    """The page as Cloudflare's email obfuscation serves it: a new key for every address.
-
-    Mailto links point at the protection page with the encoded address as fragment, and
-    an address shown in their text becomes an encoded span; an address elsewhere in the
-    text becomes an encoded link to the protection page; the decoding script is added.
-    """
-    email = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-
-    def hide(match: re.Match[str]) -> str:
-        return span(match[0], rng.randrange(256))
-
-    def anchor(match: re.Match[str]) -> str:
-        before, target, after, inner = match.groups()
-        hexed = encode(target, rng.randrange(256))
-        inner = email.sub(hide, inner)
-        return f'<a{before}href="/cdn-cgi/l/email-protection#{hexed}"{after}>{inner}</a>'
-
-    html = re.sub(r'<a([^>]*?)href="mailto:([^"]+)"([^>]*)>(.*?)</a>', anchor, html, flags=re.S)
-    html = re.sub(
-        r">([^<]+)<",
-        lambda m: ">" + email.sub(lambda e: plain(e[0], rng.randrange(256)), m[1]) + "<",
-        html,
-    )
-    script = (
-        '<script src="/cdn-cgi/scripts/5c5dd728/cloudflare-static/email-decode.min.js"></script>'
-    )
-    return html.replace("</body>", script + "</body>", 1)
 
 
 def test_wordtune_captures_show_the_address_and_no_link_only_change() -> None:

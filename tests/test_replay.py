@@ -153,3 +153,18 @@ def test_an_error_page_served_with_200_is_no_version_live_or_imported(tmp_path: 
         assert (outcome.versions, outcome.changes) == (1, 0)
         assert outcome.failures == {"error_page": 5}
         assert outcome.verify_ok
+
+
+@pytest.mark.timeout(180)
+def test_real_wordtune_behind_cloudflare_email_obfuscation_replays_as_served_plainly() -> None:
+    """Every load re-encodes the addresses with new keys (as Cloudflare serves them): the
+    history is the one the plain captures give, live and imported, not a version a load."""
+    if not (REAL_WEB / "manifest.json").is_file():
+        pytest.skip(f"the real-web captures are not at {REAL_WEB}")
+    replay = load_replay()
+    document = ["wordtune/privacy-policy"]
+    (plain,) = replay.replay(REAL_WEB, document)
+    (hidden,) = replay.replay(REAL_WEB, document, cloudflare_emails=True)
+    assert hidden.agree and plain.agree
+    assert hidden.live.same_history(plain.live) and hidden.imported.same_history(plain.imported)
+    assert hidden.live.versions < hidden.captures // 4
