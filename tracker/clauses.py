@@ -636,14 +636,14 @@ def _longest_increasing(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
 
 
 def summarize(changes: Sequence[ClauseChange]) -> str:
-    """'3 clauses added, 1 removed in 'Disallowed usage'' (cosmetic ones noted apart)."""
+    """'3 clauses added, 1 removed in 'Disallowed usage'' (cosmetic ones noted apart), or
+    what a cosmetic change changed ("cosmetic: only link targets changed")."""
     real = [c for c in changes if not c.cosmetic]
     if not real:
-        return (
-            "cosmetic only (dates, counters, whitespace or quote style)"
-            if changes
-            else ("no clause changed")
-        )
+        if not changes:
+            return "no clause changed"
+        reason = cosmetic_reason(changes)
+        return f"cosmetic only ({reason})" if reason == NOISE else f"cosmetic: {reason}"
     counts: dict[str, int] = defaultdict(int)
     sections: dict[str, int] = defaultdict(int)
     for change in real:

@@ -157,8 +157,23 @@ class Change:
 
     @property
     def cosmetic(self) -> bool:
-        """Only dates, counters, whitespace or quote style changed (ranked last, never flagged)."""
+        """Only cosmetic things changed: dates, counters, whitespace or quote style, link
+        targets, numbering, heading level or case, list nesting (ranked last, never flagged)."""
         return all(c.cosmetic for c in self.clauses)
+
+    @property
+    def cosmetic_reason(self) -> str | None:
+        """What a cosmetic change changed ("only link targets changed"); None when the
+        change is not cosmetic. Without clause changes, the texts differ in whitespace or
+        in markup alone ("##### Title" became "## Title")."""
+        from .clauses import NOISE, RESTRUCTURED, cosmetic_reason
+
+        if not self.cosmetic:
+            return None
+        if self.clauses:
+            return cosmetic_reason(self.clauses)
+        edited = "".join(text for op, text in self.diff.ops if op)
+        return RESTRUCTURED if edited.strip() else NOISE
 
     @property
     def clause_summary(self) -> str:
