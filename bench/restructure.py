@@ -11,6 +11,7 @@ service, April–July 2025: renumbering, heading case, list nesting, few word ch
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import sys
 from collections import Counter
@@ -19,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.clauses import compare, segment  # noqa: E402
+from tracker.clauses import compare, cosmetic_reason, segment  # noqa: E402
 from tracker.extract import extract_text  # noqa: E402
 from tracker.topics import default_topics, flags_for  # noqa: E402
 
@@ -35,7 +36,7 @@ def texts(document: str) -> list[tuple[str, str]]:
         body = gzip.decompress((REAL_WEB / document / capture["file"]).read_bytes())
         try:
             text = extract_text(body, select=entry["select"], remove=entry["remove"])
-        except Exception as error:  # noqa: BLE001 - a failed capture is reported, not fatal
+        except Exception as error:
             print(f"{capture['file']}: {error}", file=sys.stderr)
             continue
         if not out or out[-1][1] != text:
@@ -54,14 +55,18 @@ def main() -> int:
     topics = default_topics()
     total: Counter[str] = Counter()
     flags_total = 0
-    for (_, old), (name, new) in zip(versions, versions[1:], strict=False):
+    for (_, old), (name, new) in itertools.pairwise(versions):
         changes = compare(segment(old), segment(new))
         flags = flags_for(changes, topics)
         kinds = Counter(c.kind + (" (cosmetic)" if c.cosmetic else "") for c in changes)
         total.update(kinds)
         flags_total += len(flags)
         shown = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-        print(f"{name}: {shown or 'no clause change'}; {len(flags)} flags")
+        why = cosmetic_reason(changes) if changes else None
+        print(
+            f"{name}: {shown or 'no clause change'}; {len(flags)} flags"
+            + (f" [{why}]" if why else "")
+        )
         for flag in flags:
             print(f"    flag {flag.topic} {flag.kind}: {flag.text[:90]}")
         if verbose:
@@ -69,7 +74,8 @@ def main() -> int:
                 if not c.cosmetic:
                     print(f"    {c.kind}: {(c.before.text if c.before else '')[:80]!r}")
                     print(f"        -> {(c.after.text if c.after else '')[:80]!r}")
-    print(f"{len(versions)} distinct texts; " + ", ".join(f"{n} {k}" for k, n in sorted(total.items())))
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(total.items()))
+    print(f"{len(versions)} distinct texts; {kinds}")
     print(f"{flags_total} flags")
     return 0
 

@@ -172,8 +172,11 @@ class Change:
             return None
         if self.clauses:
             return cosmetic_reason(self.clauses)
-        edited = "".join(text for op, text in self.diff.ops if op)
-        return RESTRUCTURED if edited.strip() else NOISE
+        deleted, inserted = (
+            "".join("".join(self.diff.deleted).split()),
+            "".join("".join(self.diff.inserted).split()),
+        )
+        return NOISE if deleted == inserted else RESTRUCTURED
 
     @property
     def clause_summary(self) -> str:
