@@ -446,10 +446,16 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
         if j not in matched_new:
             why = _unmatched_reason(b, j in regrouped_new)
             changes.append((j, ClauseChange("added", b.section, None, b, (), bool(why), why)))
+    # A removed clause sits where its old neighbours went in the new version: after the
+    # furthest new position of the clauses before it (a running maximum, not a scan each).
+    furthest = [-1] * (len(old) + 1)
+    for i, j in pairs:
+        furthest[i + 1] = max(furthest[i + 1], j)
+    for k in range(1, len(furthest)):
+        furthest[k] = max(furthest[k], furthest[k - 1])
     for i, a in enumerate(old):
         if i not in matched_old:
-            # A removed clause sits where its old neighbours went in the new version.
-            anchor = max((jj for ii, jj in pairs if ii < i), default=-1) + 0.5
+            anchor = furthest[i] + 0.5
             why = _unmatched_reason(a, i in regrouped_old)
             changes.append(
                 (anchor, ClauseChange("removed", a.section, a, None, (), bool(why), why))
