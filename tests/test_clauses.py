@@ -480,6 +480,7 @@ def test_a_change_says_why_it_is_cosmetic_even_without_clause_changes() -> None:
 
     level = change("# T\n\n##### Accounts\n\nText.\n", "# T\n\n## Accounts\n\nText.\n")
     assert level.clauses == () and level.cosmetic and level.cosmetic_reason == RESTRUCTURED
+    assert level.summary.startswith(RESTRUCTURED)
     spaces = change("# T\n\nText here.\n", "# T\n\n\nText  here.\n")
     assert spaces.cosmetic_reason == NOISE
     real = change("# T\n\nText.\n", "# T\n\nOther words.\n")

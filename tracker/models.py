@@ -206,7 +206,10 @@ class Change:
         if self.diff.removed_words:
             parts.append(f"{self.diff.removed_words} words removed")
         if not parts:
-            parts.append("whitespace or formatting only")
+            from .clauses import RESTRUCTURED
+
+            restructured = self.cosmetic_reason == RESTRUCTURED
+            parts.append(RESTRUCTURED if restructured else "whitespace or formatting only")
         where = ""
         if self.diff.sections:
             shown = ", ".join(f"'{s}'" for s in self.diff.sections[:3])
