@@ -417,15 +417,17 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
         # Moved means out of order, or under another heading; a renamed or removed
         # parent heading higher up does not move every clause below it.
         before, after = _title(a.section_title), _title(b.section_title)
+        # A heading promoted from a list item or demoted to one changed its own place.
+        promoted = (a.kind == "heading") != (b.kind == "heading")
         same_section = (
             before == after
             or renamed.get(before) == after
             or (before in gone and after in came)
-            or a.kind != b.kind  # a heading promoted or demoted: its own place changed
+            or promoted
         )
         same_place = same_section and (i, j) in in_order
-        if a.text == b.text and a.kind == b.kind and same_place:
-            continue
+        if a.text == b.text and not promoted and same_place:
+            continue  # a paragraph grown into sentences is still the same sentence
         same_words = a.key == b.key or (
             a.loose_key == b.loose_key and "heading" in (a.kind, b.kind)
         )
@@ -507,7 +509,7 @@ def _reason(a: Clause, b: Clause) -> str:
     b_number, b_rest = _numbering(b.text, heading)
     found: list[str] = []
     recased = heading and a_rest != b_rest and a_rest.casefold() == b_rest.casefold()
-    if a.kind != b.kind or a_number != b_number or recased:
+    if (a.kind == "heading") != (b.kind == "heading") or a_number != b_number or recased:
         found.append(RESTRUCTURED)
     if _link_targets(a.text) != _link_targets(b.text):
         found.append(LINKS)
