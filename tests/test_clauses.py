@@ -362,6 +362,15 @@ def test_a_heading_that_was_a_list_item_does_not_move_its_clauses() -> None:
     assert [(c.kind, c.cosmetic) for c in changes] == [("modified", True)]
 
 
+def test_bold_paragraphs_that_became_headings_keep_their_clauses_in_place() -> None:
+    from tracker.clauses import RESTRUCTURED
+
+    body = "**1. Eligibility**\n\nYou must be 13.\n\n**2. Accounts**\n\nKeep your password.\n"
+    new_body = "## 1. Eligibility\n\nYou must be 13.\n\n## 2. ACCOUNTS\n\nKeep your password.\n"
+    changes = compare(segment(f"# T\n\nIntro.\n\n{body}"), segment(f"# T\n\nIntro.\n\n{new_body}"))
+    assert [(c.kind, c.cosmetic_reason) for c in changes] == [("modified", RESTRUCTURED)] * 2
+
+
 def test_a_real_word_change_shows_through_a_restructure() -> None:
     from tracker.topics import default_topics, flags_for
 

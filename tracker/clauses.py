@@ -395,15 +395,16 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
     # Headings matched to each other (renamed, recased) name the same section, and so do
     # a heading and the list item it was written as before ("9. ARBITRATION" became
     # "## ARBITRATION"): the clauses below it stay where they were.
-    renamed: dict[str, str] = {}
+    # A section can become several ("**1. Eligibility**" paragraphs became headings).
+    renamed: dict[str, set[str]] = defaultdict(set)
     for i, j in pairs:
         a, b = old[i], new[j]
         if a.kind == "heading" and b.kind == "heading":
-            renamed[_title(a.text)] = _title(b.text)
+            renamed[_title(a.text)].add(_title(b.text))
         elif b.kind == "heading":
-            renamed[_title(a.section_title)] = _title(b.text)
+            renamed[_title(a.section_title)].add(_title(b.text))
         elif a.kind == "heading":
-            renamed[_title(a.text)] = _title(b.section_title)
+            renamed[_title(a.text)].add(_title(b.section_title))
     # A heading removed and one added in its place: the clauses below it did not move.
     gone = {
         _title(c.text) for i, c in enumerate(old) if c.kind == "heading" and i not in matched_old
@@ -421,7 +422,7 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
         promoted = (a.kind == "heading") != (b.kind == "heading")
         same_section = (
             before == after
-            or renamed.get(before) == after
+            or after in renamed.get(before, ())
             or (before in gone and after in came)
             or promoted
         )
@@ -505,11 +506,14 @@ def _regrouped(
 def _reason(a: Clause, b: Clause) -> str:
     """What differs between two clauses with the same words: the reasons, most telling first."""
     heading = "heading" in (a.kind, b.kind)
-    a_number, a_rest = _numbering(a.text, heading)
-    b_number, b_rest = _numbering(b.text, heading)
+    promoted = (a.kind == "heading") != (b.kind == "heading")
+    # A bold paragraph that became a heading lost its emphasis with its old role.
+    a_text, b_text = (_EMPHASIS.sub("", t) if promoted else t for t in (a.text, b.text))
+    a_number, a_rest = _numbering(a_text, heading)
+    b_number, b_rest = _numbering(b_text, heading)
     found: list[str] = []
     recased = heading and a_rest != b_rest and a_rest.casefold() == b_rest.casefold()
-    if (a.kind == "heading") != (b.kind == "heading") or a_number != b_number or recased:
+    if promoted or a_number != b_number or recased:
         found.append(RESTRUCTURED)
     if _link_targets(a.text) != _link_targets(b.text):
         found.append(LINKS)
