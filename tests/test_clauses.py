@@ -408,6 +408,18 @@ def test_clauses_split_or_joined_without_a_word_changed_are_cosmetic() -> None:
     assert not all(c.cosmetic for c in changes)
 
 
+def test_an_inline_list_that_became_a_bulleted_one_is_a_restructure() -> None:
+    old = "# T\n\nIntro.\n\nYou may not: (a) sell it; (b) copy it; or (iv) lend it.\n\nEnd.\n"
+    new = "# T\n\nIntro.\n\nYou may not:\n\n- sell it;\n- copy it; or\n- lend it.\n\nEnd.\n"
+    changes = compare(segment(old), segment(new))
+    assert changes and all(c.cosmetic for c in changes)
+    # A number in parentheses that is not an enumerator still counts.
+    changes = compare(segment(old), segment(new.replace("lend it", "lend it (13)")))
+    assert not all(c.cosmetic for c in changes)
+    changes = compare(segment(old), segment(new.replace("copy it", "share it")))
+    assert not all(c.cosmetic for c in changes)
+
+
 def test_a_datelines_label_is_noise_like_its_date() -> None:
     changes = compare(
         segment("# T\n\nLast Revised on June 4th, 2024\n"),

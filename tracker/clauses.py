@@ -496,11 +496,23 @@ def _regrouped(
         olds, news = range(i0 + 1, i1), range(j0 + 1, j1)
         if not olds or not news or len(olds) == len(news):
             continue
-        old_words = [w for i in olds for w in words(old[i].loose_key)]
-        if old_words and old_words == [w for j in news for w in words(new[j].loose_key)]:
+        old_words = [w for i in olds for w in _running_words(old[i])]
+        if old_words and old_words == [w for j in news for w in _running_words(new[j])]:
             out_old.update(olds)
             out_new.update(news)
     return out_old, out_new
+
+
+# Enumerators inside running text: "(a)", "(iv)", "(2)", "b)" (not "(13)", a number). An
+# inline list that became a bulleted one loses them.
+_INLINE_ENUMERATOR = re.compile(
+    r"(?<![\w(])\((?:[a-z]|[ivx]{1,5}|[0-9])\)|(?<![\w.(])(?:[a-z]|[ivx]{1,5})\)"
+)
+
+
+def _running_words(clause: Clause) -> list[str]:
+    """A clause's words, case and inline enumerators aside, to compare splits and joins."""
+    return words(_INLINE_ENUMERATOR.sub(" ", clause.loose_key))
 
 
 def _reason(a: Clause, b: Clause) -> str:
