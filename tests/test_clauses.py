@@ -343,6 +343,21 @@ def test_numbering_does_not_make_a_clause_new(old: str, new: str) -> None:
     assert all(c.cosmetic and c.kind == "modified" for c in changes), changes
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "same"),
+    [
+        ("## 3 Eligibility", "## 4. ELIGIBILITY", True),
+        ("## Section 3 Eligibility", "## Article 7: Eligibility", True),
+        ("## IV. Eligibility", "## v) Eligibility", True),
+        ("## Civil Liability", "## Liability", False),  # "Civil" is a word, not a numeral
+        ("## Mix and match", "## And match", False),
+    ],
+)
+def test_heading_numbers(old: str, new: str, same: bool) -> None:
+    changes = compare(segment(f"# T\n\n{old}\n\nText.\n"), segment(f"# T\n\n{new}\n\nText.\n"))
+    assert all(c.cosmetic for c in changes) is same
+
+
 def test_heading_level_and_case_keep_the_clauses_below_in_place() -> None:
     from tracker.clauses import RESTRUCTURED
 

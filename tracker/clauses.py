@@ -6,7 +6,9 @@ rows and the sentences of long paragraphs are clauses), and the clauses of two
 versions are matched: same text is the same clause (moved if its order or
 section changed), similar text is the same clause reworded (modified), the rest
 is added or removed. A change that only touches dates, relative times, counters,
-whitespace or quote style is cosmetic.
+whitespace or quote style is cosmetic, and so is one that only touches link targets or
+the document's structure (numbering, heading level or case, list nesting, clauses split
+or joined): each cosmetic change says which (`cosmetic_reason`).
 """
 
 from __future__ import annotations
@@ -322,10 +324,11 @@ _ENUMERATOR = re.compile(
     r"|(?:section|article|clause|§)\s*[0-9]{1,3}(?:\.[0-9]{1,3})*\s*[.:)-]\s*)+",
     re.IGNORECASE,
 )
-# A heading's number needs no separator: "Section 3 Eligibility", "3 Eligibility".
+# A heading's number needs no separator: "Section 3 Eligibility", "3 Eligibility"; a
+# roman one does ("IV. Eligibility"), or "Civil Liability" would lose "Civil".
 _HEADING_NUMBER = re.compile(
-    r"^(?:(?:section|article|clause|part|chapter|§)\s*)?(?:[0-9]{1,3}(?:\.[0-9]{1,3})*|[ivxlcdm]{1,6})"
-    r"\.?\s+(?=\w)",
+    r"^(?:(?:section|article|clause|part|chapter|§)\s*)?"
+    r"(?:[0-9]{1,3}(?:\.[0-9]{1,3})*\.?|[ivxlcdm]{1,6}[.)])\s+(?=\w)",
     re.IGNORECASE,
 )
 _DASHES = re.compile(r"\s*-\s*")
