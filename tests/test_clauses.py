@@ -358,6 +358,19 @@ def test_heading_numbers(old: str, new: str, same: bool) -> None:
     assert all(c.cosmetic for c in changes) is same
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("2.5 GB of storage is included.", "3.5 GB of storage is included."),
+        ("1.5 million users may join.", "2.5 million users may join."),
+        ("2.5 hours of support a month.", "1.5 hours of support a month."),
+    ],
+)
+def test_a_decimal_quantity_is_not_an_outline_number(old: str, new: str) -> None:
+    changes = compare(segment(f"# T\n\nIntro.\n\n{old}\n"), segment(f"# T\n\nIntro.\n\n{new}\n"))
+    assert [(c.kind, c.cosmetic) for c in changes] == [("modified", False)]
+
+
 def test_heading_level_and_case_keep_the_clauses_below_in_place() -> None:
     from tracker.clauses import RESTRUCTURED
 

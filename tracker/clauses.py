@@ -30,10 +30,16 @@ COMMON_WORD_MIN = 50  # a word in more clauses than this (or 5%) does not make a
 
 _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
-# A list item: a bullet, or an enumerator ("3.", "(b)", "iv)", and outline numbers such
-# as "1.2" or "1.2.3." that pages write by hand instead of nesting lists).
+# An outline number ("1.2", "1.2.3.") that pages write by hand instead of nesting lists;
+# not a decimal quantity ("2.5 GB", "1.5 million users"), which is the substance.
+_OUTLINE = (
+    r"[0-9]{1,3}(?:\.[0-9]{1,3})+\.?(?=\s+(?!(?i:[kmgtp]i?b|bytes?|usd|eur|gbp|dollars?|euros?"
+    r"|million|billion|thousand|percent|per|times|x|seconds?|minutes?|hours?|days?|weeks?"
+    r"|months?|years?)\b))"
+)
+# A list item: a bullet, or an enumerator ("3.", "(b)", "iv)", an outline number).
 _ITEM = re.compile(
-    r"^(\s*)(?:[-*+•]|\(?[0-9]{1,3}[.)]|[0-9]{1,3}(?:\.[0-9]{1,3})+\.?|\(?[a-zA-Z][.)]"
+    rf"^(\s*)(?:[-*+•]|\(?[0-9]{{1,3}}[.)]|{_OUTLINE}|\(?[a-zA-Z][.)]"
     r"|\(?[ivxlcdm]{1,6}[.)])\s+(.*)$"
 )
 _ROW = re.compile(r"^\s*\|.*\|\s*$")
@@ -320,7 +326,7 @@ _DATELINE_LABEL = re.compile(
 # ("1.2", "1.2.3."), and "Section 3." / "Article 3:" / "§ 3 -" (with a separator: "Section 9
 # contains…" is a sentence).
 _ENUMERATOR = re.compile(
-    r"^(?:(?:\(?(?:[0-9]{1,3}|[a-z]|[ivxlcdm]{1,6})\\?[.)]|[0-9]{1,3}(?:\.[0-9]{1,3})+\.?)\s+"
+    rf"^(?:(?:\(?(?:[0-9]{{1,3}}|[a-z]|[ivxlcdm]{{1,6}})\\?[.)]|{_OUTLINE})\s+"
     r"|(?:section|article|clause|§)\s*[0-9]{1,3}(?:\.[0-9]{1,3})*\s*[.:)-]\s*)+",
     re.IGNORECASE,
 )
