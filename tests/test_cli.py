@@ -366,6 +366,14 @@ def test_a_link_only_change_is_recorded_as_cosmetic_and_says_why(
     assert payload["flags"] == []
     assert [c["cosmetic_reason"] for c in payload["clauses"]] == ["only link targets changed"]
     assert "cosmetic: only link targets changed" in invoke("diff", "acme/terms").output
+    assert invoke("report", "--out", "report").exit_code == 0
+    assert invoke("site", "build", "--out", "site").exit_code == 0
+    for folder in ("report", "site"):
+        pages = [p.read_text("utf-8") for p in (workdir / folder).rglob("*.html")]
+        assert any("Cosmetic: only link targets changed." in p for p in pages), folder
+    (changes_json,) = (workdir / "site").rglob("changes.json")
+    (entry,) = json.loads(changes_json.read_text("utf-8"))
+    assert entry["cosmetic_reason"] == "only link targets changed"
     from tracker.config import load_config
     from tracker.index import Index
 
