@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import pytest
 
 from tracker.clauses import compare, cosmetic_key, segment, summarize
@@ -268,3 +271,320 @@ def test_noise_prefilter_never_skips_a_match() -> None:
     assert [t for t in cleared if _NOISE_RE.search(t)] == []
     assert all(_may_hold_noise(t) for t in NOISY)
     assert all(_NOISE_RE.search(t) for t in NOISY[:-2])
+
+
+# --- restructuring: numbering, heading level and case, list nesting, links -----------------
+
+OUTLINE = """# PERPLEXITY TERMS OF SERVICE
+
+Last Revised on June 4th, 2024
+
+1. ##### The Services
+   1.1 Input and Output.
+   1. As a part of the Services, you can input information.
+   2. You may not direct the Services to generate unlawful Output.
+   1.2 Eligibility. You must be 13 years of age or older to use the Services. Children under the age of 13 are not permitted to use the Services.
+2. ##### User Accounts
+   2.1 Creating your Account. You must provide accurate information.
+9. ARBITRATION AND CLASS ACTION WAIVER
+   9.1 Informal Process First. You and the Company agree to try to resolve a dispute.
+"""  # noqa: E501
+
+RENESTED = """# Perplexity Terms of Service
+
+Last updated: June 4th, 2024
+
+1. ## THE SERVICES
+   1. Input and Output.
+      1. As a part of the Services, you can input information.
+      2. You may not direct the Services to generate unlawful Output.
+   2. Eligibility. You must be 13 years of age or older to use the Services. Children under the age of 13 are not permitted to use the Services.
+2. ## USER ACCOUNTS
+   1. Creating your Account. You must provide accurate information.
+9. ## ARBITRATION AND CLASS ACTION WAIVER
+   1. Informal Process First. You and the Company agree to try to resolve a dispute.
+"""  # noqa: E501
+
+
+def test_a_renumbered_renested_recased_document_is_one_cosmetic_restructure() -> None:
+    from tracker.clauses import RESTRUCTURED, cosmetic_reason
+    from tracker.topics import default_topics, flags_for
+
+    changes = compare(segment(OUTLINE), segment(RENESTED))
+    assert changes, "the headings' case changed: that is recorded"
+    assert [c.kind for c in changes if not c.cosmetic] == []
+    assert {c.kind for c in changes} == {"modified"}  # nothing added, removed or moved
+    assert flags_for(changes, default_topics()) == []
+    assert RESTRUCTURED in (cosmetic_reason(changes) or "")
+    assert summarize(changes).startswith("cosmetic: restructured only")
+
+
+def test_outline_numbers_are_list_items_and_numbered_headings_are_headings() -> None:
+    clauses = segment(OUTLINE)
+    eligibility = next(c for c in clauses if "Eligibility" in c.text)
+    assert eligibility.kind == "item"
+    assert eligibility.text.startswith("Eligibility. You must be 13")  # not glued to an item
+    assert eligibility.section == ("PERPLEXITY TERMS OF SERVICE", "The Services")
+    assert [c.text for c in clauses if c.kind == "heading"][1:] == ["The Services", "User Accounts"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("1.2 Eligibility. You must be 13.", "2. Eligibility. You must be 13."),
+        ("Section 3. Eligibility. You must be 13.", "Article 4: Eligibility. You must be 13."),
+        ("(a) You must be 13.", "a. You must be 13."),
+        ("i. You must be 13.", "(iv) You must be 13."),
+        ("1. (a) You must be 13.", "You must be 13."),
+    ],
+)
+def test_numbering_does_not_make_a_clause_new(old: str, new: str) -> None:
+    changes = compare(segment(f"# T\n\nIntro.\n\n{old}\n"), segment(f"# T\n\nIntro.\n\n{new}\n"))
+    assert all(c.cosmetic and c.kind == "modified" for c in changes), changes
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "same"),
+    [
+        ("## 3 Eligibility", "## 4. ELIGIBILITY", True),
+        ("## Section 3 Eligibility", "## Article 7: Eligibility", True),
+        ("## IV. Eligibility", "## v) Eligibility", True),
+        ("## Civil Liability", "## Liability", False),  # "Civil" is a word, not a numeral
+        ("## Mix and match", "## And match", False),
+    ],
+)
+def test_heading_numbers(old: str, new: str, same: bool) -> None:
+    changes = compare(segment(f"# T\n\n{old}\n\nText.\n"), segment(f"# T\n\n{new}\n\nText.\n"))
+    assert all(c.cosmetic for c in changes) is same
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("2.5 GB of storage is included.", "3.5 GB of storage is included."),
+        ("1.5 million users may join.", "2.5 million users may join."),
+        ("2.5 hours of support a month.", "1.5 hours of support a month."),
+    ],
+)
+def test_a_decimal_quantity_is_not_an_outline_number(old: str, new: str) -> None:
+    changes = compare(segment(f"# T\n\nIntro.\n\n{old}\n"), segment(f"# T\n\nIntro.\n\n{new}\n"))
+    assert [(c.kind, c.cosmetic) for c in changes] == [("modified", False)]
+
+
+def test_heading_level_and_case_keep_the_clauses_below_in_place() -> None:
+    from tracker.clauses import RESTRUCTURED
+
+    body = "- You must keep your password safe.\n- You are responsible for your Account.\n"
+    old = f"# Terms\n\nIntro.\n\n##### User Accounts\n\n{body}"
+    new = f"# Terms\n\nIntro.\n\n## USER ACCOUNTS\n\n{body}"
+    changes = compare(segment(old), segment(new))
+    assert [(c.kind, c.cosmetic, c.cosmetic_reason) for c in changes] == [
+        ("modified", True, RESTRUCTURED)
+    ]
+
+
+def test_a_heading_that_was_a_list_item_does_not_move_its_clauses() -> None:
+    old = "# T\n\n8. Something else.\n9. ARBITRATION\n   1. You agree to arbitrate.\n"
+    new = "# T\n\n8. Something else.\n9. ## ARBITRATION\n   1. You agree to arbitrate.\n"
+    changes = compare(segment(old), segment(new))
+    assert [(c.kind, c.cosmetic) for c in changes] == [("modified", True)]
+
+
+def test_bold_paragraphs_that_became_headings_keep_their_clauses_in_place() -> None:
+    from tracker.clauses import RESTRUCTURED
+
+    body = "**1. Eligibility**\n\nYou must be 13.\n\n**2. Accounts**\n\nKeep your password.\n"
+    new_body = "## 1. Eligibility\n\nYou must be 13.\n\n## 2. ACCOUNTS\n\nKeep your password.\n"
+    changes = compare(segment(f"# T\n\nIntro.\n\n{body}"), segment(f"# T\n\nIntro.\n\n{new_body}"))
+    assert [(c.kind, c.cosmetic_reason) for c in changes] == [("modified", RESTRUCTURED)] * 2
+
+
+def test_a_real_word_change_shows_through_a_restructure() -> None:
+    from tracker.topics import default_topics, flags_for
+
+    reworded = RENESTED.replace("Children under the age of 13", "Teens under the age of 16")
+    changes = compare(segment(OUTLINE), segment(reworded))
+    real = [c for c in changes if not c.cosmetic]
+    assert [(c.kind, c.before and c.before.text[:12]) for c in real] == [
+        ("modified", "Eligibility.")
+    ]
+    assert [f.topic for f in flags_for(changes, default_topics())] == ["children"]
+
+
+def test_recased_running_text_is_the_same_clause_but_still_a_change() -> None:
+    """Capitals in running text can be legal emphasis (a conspicuous disclaimer): the
+    clause keeps its identity (modified, not removed and added) and is not cosmetic."""
+    from tracker.topics import default_topics, flags_for
+
+    old = "# T\n\nIntro.\n\nWe are not liable for children's data.\n"
+    new = "# T\n\nIntro.\n\nWE ARE NOT LIABLE FOR CHILDREN'S DATA.\n"
+    changes = compare(segment(old), segment(new))
+    assert [(c.kind, c.cosmetic) for c in changes] == [("modified", False)]
+    assert flags_for(changes, default_topics()) == []
+
+
+def test_clauses_split_or_joined_without_a_word_changed_are_cosmetic() -> None:
+    from tracker.clauses import RESTRUCTURED
+
+    said = "If you believe your work was copied, tell us."
+    old = f"# T\n\nIntro.\n\n- Notice of Infringement\n- {said}\n\nEnd.\n"
+    new = f"# T\n\nIntro.\n\n- Notice of Infringement. {said}\n\nEnd.\n"
+    changes = compare(segment(old), segment(new))
+    assert changes and all(c.cosmetic and c.cosmetic_reason == RESTRUCTURED for c in changes)
+    # With a word changed, the same split is a real change.
+    changes = compare(segment(old), segment(new.replace("tell us", "email us")))
+    assert not all(c.cosmetic for c in changes)
+
+
+def test_an_inline_list_that_became_a_bulleted_one_is_a_restructure() -> None:
+    old = "# T\n\nIntro.\n\nYou may not: (a) sell it; (b) copy it; or (iv) lend it.\n\nEnd.\n"
+    new = "# T\n\nIntro.\n\nYou may not:\n\n- sell it;\n- copy it; or\n- lend it.\n\nEnd.\n"
+    changes = compare(segment(old), segment(new))
+    assert changes and all(c.cosmetic for c in changes)
+    # A number in parentheses that is not an enumerator still counts.
+    changes = compare(segment(old), segment(new.replace("lend it", "lend it (13)")))
+    assert not all(c.cosmetic for c in changes)
+    changes = compare(segment(old), segment(new.replace("copy it", "share it")))
+    assert not all(c.cosmetic for c in changes)
+
+
+def test_a_datelines_label_is_noise_like_its_date() -> None:
+    changes = compare(
+        segment("# T\n\nLast Revised on June 4th, 2024\n"),
+        segment("# T\n\nLast updated: June 5th, 2024\n"),
+    )
+    assert [(c.kind, c.cosmetic) for c in changes] == [("modified", True)]
+
+
+# --- link targets ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "readable"),
+    [
+        ("See [Terms [PDF]](https://x.example/t.pdf) now.", "See Terms [PDF] now."),
+        ("[Foo](https://en.wikipedia.org/wiki/Foo_(bar)) ends.", "Foo ends."),
+        ("A [bracket] (and a parenthesis) stay.", "A [bracket] (and a parenthesis) stay."),
+        ("[![logo](logo.png)](https://x.example/) home", "logo home"),
+        ("Unclosed [link](https://x.example", "Unclosed [link](https://x.example"),
+        ("(see [policy](https://x.example/p) here)", "(see policy here)"),
+    ],
+)
+def test_link_targets_are_dropped_whatever_the_brackets(text: str, readable: str) -> None:
+    from tracker.clauses import clean_inline
+
+    assert clean_inline(text) == readable
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (
+            "Email [us](/cdn-cgi/l/email-protection#a1b2) today.",
+            "Email [us](/cdn-cgi/l/email-protection#c3d4) today.",
+        ),
+        (
+            "Read [Terms [PDF]](https://x.example/a_(1).pdf).",
+            "Read [Terms [PDF]](https://x.example/a_(2).pdf).",
+        ),
+        (
+            "See [www.perplexity.ai](https://www.perplexity.ai).",
+            "See [www.perplexity.ai](https://www.perplexity.ai/).",
+        ),
+    ],
+)
+def test_a_link_only_change_is_cosmetic_and_says_so(old: str, new: str) -> None:
+    from tracker.clauses import LINKS, cosmetic_reason
+    from tracker.topics import default_topics, flags_for
+
+    changes = compare(segment(f"# T\n\n{old}\n"), segment(f"# T\n\n{new}\n"))
+    assert [(c.kind, c.cosmetic, c.cosmetic_reason) for c in changes] == [("modified", True, LINKS)]
+    assert changes[0].to_json()["cosmetic_reason"] == "only link targets changed"
+    assert cosmetic_reason(changes) == LINKS
+    assert summarize(changes) == "cosmetic: only link targets changed"
+    assert flags_for(changes, default_topics()) == []
+
+
+def test_a_link_text_change_is_not_cosmetic() -> None:
+    changes = compare(
+        segment("# T\n\nSee [our policy](https://x.example/p).\n"),
+        segment("# T\n\nSee [our weapons policy](https://x.example/p).\n"),
+    )
+    assert [(c.kind, c.cosmetic, c.cosmetic_reason) for c in changes] == [("modified", False, None)]
+
+
+def test_a_change_says_why_it_is_cosmetic_even_without_clause_changes() -> None:
+    """Only a heading's level changed: no clause changed, the markup did."""
+    from datetime import UTC, datetime
+
+    from tracker.clauses import NOISE, RESTRUCTURED
+    from tracker.diff import word_diff
+    from tracker.models import Change, Version
+
+    def change(old: str, new: str) -> Change:
+        when = datetime(2025, 1, 1, tzinfo=UTC)
+        v1 = Version("d", when, "a", "p", 1, None, None)
+        v2 = Version("d", when, "b", "p", 1, None, None)
+        return Change("d", v1, v2, word_diff(old, new), tuple(compare(segment(old), segment(new))))
+
+    level = change("# T\n\n##### Accounts\n\nText.\n", "# T\n\n## Accounts\n\nText.\n")
+    assert level.clauses == () and level.cosmetic and level.cosmetic_reason == RESTRUCTURED
+    assert level.summary.startswith(RESTRUCTURED)
+    spaces = change("# T\n\nText here.\n", "# T\n\n\nText  here.\n")
+    assert spaces.cosmetic_reason == NOISE
+    real = change("# T\n\nText.\n", "# T\n\nOther words.\n")
+    assert not real.cosmetic and real.cosmetic_reason is None
+
+
+# --- the real Perplexity restructure (Open Terms Archive captures, April-July 2025) ---------
+
+
+def perplexity_texts(corpus: Path) -> list[tuple[str, str]]:
+    """(capture file, extracted text) for each capture whose text differs from the last."""
+    import gzip
+    import json
+
+    from tracker.extract import extract_text
+
+    real_web = corpus / "real-web"
+    if not (real_web / "manifest.json").is_file():
+        pytest.skip(f"no real-web captures at {real_web}; these tests need ../shared")
+    manifest = json.loads((real_web / "manifest.json").read_text(encoding="utf-8"))
+    entry = next(d for d in manifest["documents"] if d["id"] == "perplexity/terms-of-service")
+    out: list[tuple[str, str]] = []
+    for capture in entry["captures"]:
+        body = gzip.decompress((real_web / entry["id"] / capture["file"]).read_bytes())
+        text = extract_text(body, select=entry["select"], remove=entry["remove"])
+        if not out or out[-1][1] != text:
+            out.append((capture["file"], text))
+    return out
+
+
+def test_the_real_perplexity_restructure_raises_no_flag(corpus: Path) -> None:
+    from tracker.clauses import LINKS, RESTRUCTURED, cosmetic_reason
+    from tracker.topics import default_topics, flags_for
+
+    texts = perplexity_texts(corpus)
+    assert [name for name, _ in texts][:2] == [
+        "20250419T003339Z.html.gz",
+        "20250605T003349Z.html.gz",
+    ]
+    changes = compare(segment(texts[0][1]), segment(texts[1][1]))
+    # June 2025: numbering "1.2" became nested lists, "##### User Accounts" became
+    # "## USER ACCOUNTS", link targets gained a slash. Not a word changed.
+    assert changes and all(c.cosmetic for c in changes)
+    reason = cosmetic_reason(changes) or ""
+    assert RESTRUCTURED in reason and LINKS in reason
+    for (_, old), (_, new) in itertools.pairwise(texts):
+        assert flags_for(compare(segment(old), segment(new)), default_topics()) == []
+
+
+def test_the_real_perplexity_rewording_still_shows(corpus: Path) -> None:
+    texts = perplexity_texts(corpus)
+    july = next(text for name, text in texts if name.startswith("20250710"))
+    before = texts[texts.index(next(t for t in texts if t[1] == july)) - 1][1]
+    real = [c for c in compare(segment(before), segment(july)) if not c.cosmetic]
+    said = {(c.kind, (c.after or c.before).text[:28]) for c in real}  # type: ignore[union-attr]
+    assert ("modified", "Shop With Pro. If you are a ") in said  # "PROSHOP." was renamed
+    assert ("added", "SHOPPING WITH PERPLEXITY PRO") in said
+    assert not any(c.kind == "moved" for c in real)  # clauses under the renamed heading

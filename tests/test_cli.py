@@ -254,6 +254,8 @@ def military(httpserver: HTTPServer, workdir: Path, bundled) -> Path:
 def test_diff_json_has_cosmetic_clauses_and_flags(military: Path) -> None:
     payload = json.loads(invoke("diff", "openai/usage-policies", "--json").output)
     assert payload["cosmetic"] is False
+    assert payload["cosmetic_reason"] is None
+    assert "cosmetic_reason" in payload["clauses"][0]
     assert {"kind", "section", "before", "after"} <= set(payload["clauses"][0])
     flag = next(f for f in payload["flags"] if f["text"] == "Military and warfare")
     assert (flag["topic"], flag["kind"], flag["matched"]) == (
@@ -339,3 +341,68 @@ def test_a_held_back_failure_line_is_printed_when_the_run_is_interrupted(
     result = invoke("run", "--quiet")
     assert isinstance(result.exception, KeyboardInterrupt) or result.exit_code != 0
     assert "acme/missing" in result.stderr
+
+
+def test_a_link_only_change_is_recorded_as_cosmetic_and_says_why(
+    httpserver: HTTPServer, workdir: Path
+) -> None:
+    """The evidence stays (a new version, a change) but it is cosmetic, with its reason,
+    in `diff --json`, the index and the terminal diff."""
+    page = (
+        "<html><body><main><h1>Terms</h1><p>Users under 13 may not use the service."
+        " Write to <a href='/contact?{}'>our team [support]</a> with questions.</p>"
+        "</main></body></html>"
+    )
+    for query in ("a=1", "a=2"):
+        httpserver.expect_ordered_request("/t").respond_with_data(
+            page.format(query), content_type="text/html"
+        )
+    write_config(workdir, [document_entry("acme/terms", httpserver.url_for("/t"))])
+    assert invoke("run").exit_code == 0
+    assert invoke("run").exit_code == 0
+    payload = json.loads(invoke("diff", "acme/terms", "--json").output)
+    assert payload["cosmetic"] is True
+    assert payload["cosmetic_reason"] == "only link targets changed"
+    assert payload["flags"] == []
+    assert [c["cosmetic_reason"] for c in payload["clauses"]] == ["only link targets changed"]
+    assert "cosmetic: only link targets changed" in invoke("diff", "acme/terms").output
+    assert invoke("report", "--out", "report").exit_code == 0
+    assert invoke("site", "build", "--out", "site").exit_code == 0
+    for folder in ("report", "site"):
+        pages = [p.read_text("utf-8") for p in (workdir / folder).rglob("*.html")]
+        assert any("Cosmetic: only link targets changed." in p for p in pages), folder
+    (changes_json,) = (workdir / "site").rglob("changes.json")
+    (entry,) = json.loads(changes_json.read_text("utf-8"))
+    assert entry["cosmetic_reason"] == "only link targets changed"
+    from tracker.config import load_config
+    from tracker.index import Index
+
+    assert invoke("verify").exit_code == 0
+    index = Index(load_config(workdir / "tracker.toml").index_path)
+    try:
+        rows = [r["cosmetic_reason"] for r in index.changes("acme/terms")]
+    finally:
+        index.close()
+    assert rows == ["only link targets changed"]
+
+
+def test_an_index_made_before_cosmetic_reasons_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tracker.index import Index
+
+    path = tmp_path / "tracker.db"
+    with sqlite3.connect(path) as db:  # the changes table as older versions made it
+        db.execute(
+            "create table changes (document text, to_captured_at text, from_captured_at text,"
+            " from_sha256 text, to_sha256 text, added_words integer, removed_words integer,"
+            " sections text, summary text, extraction_changed integer, cosmetic integer,"
+            " flagged_topics text, primary key (document, to_captured_at))"
+        )
+        db.execute("insert into changes (document, to_captured_at, cosmetic) values ('d', 't', 1)")
+    db.close()
+    for _ in range(2):  # twice: the second open finds the column there
+        index = Index(path)
+        assert "cosmetic_reason" in index.db.table("changes").columns_dict
+        assert [r["cosmetic_reason"] for r in index.db.query("select * from changes")] == [None]
+        index.close()

@@ -218,6 +218,7 @@ def test_flags_are_stored_in_the_index(
     change = tracker.index.changes("azure-openai/code-of-conduct")[0]
     assert change["flagged_topics"] == ["facial-recognition", "law-enforcement"]
     assert change["cosmetic"] is False
+    assert change["cosmetic_reason"] is None
     kinds = [r["kind"] for r in tracker.index.db.query("select kind from clause_changes")]
     assert kinds.count("added") == 2 and "modified" in kinds
 

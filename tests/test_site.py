@@ -226,7 +226,8 @@ def test_changes_json_is_the_diff_json_plus_url(demo: Path, demo_tracker: Tracke
     assert azure["url"] == layout.change_page(AZURE, change.after.captured_at)
     assert (demo / "site" / azure["url"]).is_file()
     assert "law-enforcement" in azure["topics"]
-    for field in ("document", "from", "to", "added_words", "removed_words", "cosmetic", "flags"):
+    fields = ("document", "from", "to", "added_words", "removed_words", "cosmetic", "flags")
+    for field in (*fields, "cosmetic_reason"):
         assert all(field in c for c in data)
 
 

@@ -6,7 +6,9 @@ rows and the sentences of long paragraphs are clauses), and the clauses of two
 versions are matched: same text is the same clause (moved if its order or
 section changed), similar text is the same clause reworded (modified), the rest
 is added or removed. A change that only touches dates, relative times, counters,
-whitespace or quote style is cosmetic.
+whitespace or quote style is cosmetic, and so is one that only touches link targets or
+the document's structure (numbering, heading level or case, list nesting, clauses split
+or joined): each cosmetic change says which (`cosmetic_reason`).
 """
 
 from __future__ import annotations
@@ -28,15 +30,23 @@ COMMON_WORD_MIN = 50  # a word in more clauses than this (or 5%) does not make a
 
 _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
+# An outline number ("1.2", "1.2.3.") that pages write by hand instead of nesting lists;
+# not a decimal quantity ("2.5 GB", "1.5 million users"), which is the substance.
+_OUTLINE = (
+    r"[0-9]{1,3}(?:\.[0-9]{1,3})+\.?(?=\s+(?!(?i:[kmgtp]i?b|bytes?|usd|eur|gbp|dollars?|euros?"
+    r"|million|billion|thousand|percent|per|times|x|seconds?|minutes?|hours?|days?|weeks?"
+    r"|months?|years?)\b))"
+)
+# A list item: a bullet, or an enumerator ("3.", "(b)", "iv)", an outline number).
 _ITEM = re.compile(
-    r"^(\s*)(?:[-*+•]|\(?[0-9]{1,3}[.)]|\(?[a-zA-Z][.)]|\(?[ivxlcdm]{1,6}[.)])\s+(.*)$"
+    rf"^(\s*)(?:[-*+•]|\(?[0-9]{{1,3}}[.)]|{_OUTLINE}|\(?[a-zA-Z][.)]"
+    r"|\(?[ivxlcdm]{1,6}[.)])\s+(.*)$"
 )
 _ROW = re.compile(r"^\s*\|.*\|\s*$")
 _ROW_RULE = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|)+\s*:?-*:?\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"“(\[]?[A-Z0-9])")
 _EMPHASIS = re.compile(r"(\*\*|__|(?<!\w)[*_]|[*_](?!\w))")
-_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 
 
@@ -51,7 +61,14 @@ class Clause:
 
     @property
     def key(self) -> str:
-        return match_key(self.text)
+        """Equal for the same clause unchanged, whatever its numbering (and, for a
+        heading, its letter case: a heading's case is typography, not terms)."""
+        return heading_key(self.text) if self.kind == "heading" else match_key(self.text)
+
+    @property
+    def loose_key(self) -> str:
+        """Equal for the same words whatever their case: identity across recasing."""
+        return self.key.casefold()
 
     @property
     def section_title(self) -> str:
@@ -68,6 +85,7 @@ class ClauseChange:
     after: Clause | None
     ops: tuple[tuple[int, str], ...] = ()
     cosmetic: bool = False
+    cosmetic_reason: str | None = None  # what changed, when only cosmetic things did
 
     @property
     def text(self) -> str:
@@ -84,6 +102,7 @@ class ClauseChange:
             "after": self.after.text if self.after else None,
             "from_section": list(self.before.section) if self.before else None,
             "cosmetic": self.cosmetic,
+            "cosmetic_reason": self.cosmetic_reason,
             "inserted": [t for op, t in self.ops if op == 1],
             "deleted": [t for op, t in self.ops if op == -1],
         }
@@ -170,7 +189,11 @@ def _segment(text: str) -> tuple[Clause, ...]:
                 add("row", " | ".join(c for c in cells if c))
         elif match := _ITEM.match(line):
             flush()
-            item.append(match.group(2))
+            if inner := _ATX.match(match.group(2)):
+                # "1. ## Eligibility": a numbered heading, written as a list of headings.
+                heading(len(inner.group(1)), inner.group(2))
+            else:
+                item.append(match.group(2))
         elif item and (line.startswith((" ", "\t"))):
             item.append(stripped)  # a continuation line of the item
         else:
@@ -184,9 +207,62 @@ def _segment(text: str) -> tuple[Clause, ...]:
 
 def clean_inline(text: str) -> str:
     """Text without markdown emphasis, link targets or list markers: what a reader reads."""
-    text = _LINK.sub(r"\1", text)
+    text = drop_link_targets(text)
     text = _EMPHASIS.sub("", text)
     return " ".join(text.split())
+
+
+def drop_link_targets(text: str) -> str:
+    """`[text](target)` links as their text alone.
+
+    A scan over matched brackets, not a regular expression: link text may hold brackets
+    ("[Terms [PDF]](…)") and targets parentheses ("…/wiki/Foo_(bar)"), and extraction
+    escapes neither. Brackets and parentheses are paired once (linear, whatever the text).
+    """
+    return _links(text)[0]
+
+
+def _link_targets(text: str) -> list[str]:
+    return _links(text)[1]
+
+
+def _links(text: str) -> tuple[str, list[str]]:
+    """The text with links as their text alone, and the targets taken out, in order."""
+    if "](" not in text:
+        return text, []
+    brackets = _pairs(text, "[", "]")
+    parens = _pairs(text, "(", ")")
+    out: list[str] = []
+    targets: list[str] = []
+    i = 0
+    for start in sorted(brackets):
+        if start < i:
+            continue  # inside a link already taken
+        close = brackets[start]
+        end = parens.get(close + 1)
+        if end is None:
+            continue  # brackets, not a link
+        image = start > i and text[start - 1] == "!"
+        out.append(text[i : start - 1 if image else start])
+        inner, inner_targets = _links(text[start + 1 : close])  # an image inside a link
+        out.append(inner)
+        targets.extend(inner_targets)
+        targets.append(text[close + 2 : end])
+        i = end + 1
+    out.append(text[i:])
+    return "".join(out), targets
+
+
+def _pairs(text: str, opening: str, closing: str) -> dict[int, int]:
+    """Offsets of each `opening` character and of the `closing` one that balances it."""
+    found: dict[int, int] = {}
+    stack: list[int] = []
+    for at, char in enumerate(text):
+        if char == opening:
+            stack.append(at)
+        elif char == closing and stack:
+            found[stack.pop()] = at
+    return found
 
 
 @functools.lru_cache(maxsize=1 << 14)  # ~6 MB at most
@@ -196,7 +272,22 @@ def match_key(text: str) -> str:
     Cached: consecutive versions share most clauses, and each version is compared
     twice (as the newer, then as the older side), so the same texts come back.
     """
-    return cosmetic_key(clean_inline(text))
+    readable = clean_inline(text)
+    key = cosmetic_key(readable)
+    if _DATELINE_LABEL.match(key) and _NOISE_RE.search(readable.translate(_QUOTES)):
+        # "Last Revised on June 4th, 2024" and "Last updated: June 4th, 2024" are one
+        # dateline: its date is noise already, and so is the wording of its label.
+        return _DATELINE
+    return key
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def heading_key(text: str) -> str:
+    """`match_key` for a heading: without its number ("Section 3", "2.1") or letter case."""
+    return _HEADING_NUMBER.sub("", match_key(text)).casefold()
+
+
+_DATELINE = "(dateline)"
 
 
 # --- cosmetic changes --------------------------------------------------------------------
@@ -231,7 +322,21 @@ _DATELINE_LABEL = re.compile(
     r"effective|published|posted|article|date|version|as of)(?:\s+(?:on|from|as of))?[\W_]*$",
     re.IGNORECASE,
 )
-_ENUMERATOR = re.compile(r"^\(?(?:[0-9]{1,3}|[a-z]|[ivxlcdm]{1,6})\\?[.)]\s+", re.IGNORECASE)
+# A leading enumerator, one or more ("1. (a) "): "3.", "(b)", "iv)", outline numbers
+# ("1.2", "1.2.3."), and "Section 3." / "Article 3:" / "§ 3 -" (with a separator: "Section 9
+# contains…" is a sentence).
+_ENUMERATOR = re.compile(
+    rf"^(?:(?:\(?(?:[0-9]{{1,3}}|[a-z]|[ivxlcdm]{{1,6}})\\?[.)]|{_OUTLINE})\s+"
+    r"|(?:section|article|clause|§)\s*[0-9]{1,3}(?:\.[0-9]{1,3})*\s*[.:)-]\s*)+",
+    re.IGNORECASE,
+)
+# A heading's number needs no separator: "Section 3 Eligibility", "3 Eligibility"; a
+# roman one does ("IV. Eligibility"), or "Civil Liability" would lose "Civil".
+_HEADING_NUMBER = re.compile(
+    r"^(?:(?:section|article|clause|part|chapter|§)\s*)?"
+    r"(?:[0-9]{1,3}(?:\.[0-9]{1,3})*\.?|[ivxlcdm]{1,6}[.)])\s+(?=\w)",
+    re.IGNORECASE,
+)
 _DASHES = re.compile(r"\s*-\s*")
 _NOISE_RE = re.compile("|".join(f"(?:{p})" for p in _NOISE), re.IGNORECASE)
 # Every pattern above needs a digit or one of these words: an ASCII text with none of
@@ -282,17 +387,39 @@ def _may_hold_noise(text: str) -> bool:
 # --- matching ------------------------------------------------------------------------------
 
 
+# What a cosmetic change changed, in words a reader sees next to it.
+LINKS = "only link targets changed"
+RESTRUCTURED = "restructured only (numbering, heading level or case, list nesting)"
+NOISE = "dates, counters, whitespace or quote style"
+_REASONS = (RESTRUCTURED, LINKS, NOISE)
+
+
 def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
     """Clause changes from `old` to `new`, in the order of the new document."""
     pairs = _match(old, new)
     matched_old = {i for i, _ in pairs}
     matched_new = {j for _, j in pairs}
     in_order = _longest_increasing(sorted(pairs))
-    # Headings matched to each other (renamed, recased) name the same section.
-    renamed = {
-        _title(old[i].text): _title(new[j].text)
-        for i, j in pairs
-        if old[i].kind == "heading" and new[j].kind == "heading"
+    regrouped_old, regrouped_new = _regrouped(old, new, in_order)
+    # Headings matched to each other (renamed, recased) name the same section, and so do
+    # a heading and the list item it was written as before ("9. ARBITRATION" became
+    # "## ARBITRATION"): the clauses below it stay where they were.
+    # A section can become several ("**1. Eligibility**" paragraphs became headings).
+    renamed: dict[str, set[str]] = defaultdict(set)
+    for i, j in pairs:
+        a, b = old[i], new[j]
+        if a.kind == "heading" and b.kind == "heading":
+            renamed[_title(a.text)].add(_title(b.text))
+        elif b.kind == "heading":
+            renamed[_title(a.section_title)].add(_title(b.text))
+        elif a.kind == "heading":
+            renamed[_title(a.text)].add(_title(b.section_title))
+    # A heading removed and one added in its place: the clauses below it did not move.
+    gone = {
+        _title(c.text) for i, c in enumerate(old) if c.kind == "heading" and i not in matched_old
+    }
+    came = {
+        _title(c.text) for j, c in enumerate(new) if c.kind == "heading" and j not in matched_new
     }
     changes: list[tuple[float, ClauseChange]] = []
     for i, j in pairs:
@@ -300,42 +427,158 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
         # Moved means out of order, or under another heading; a renamed or removed
         # parent heading higher up does not move every clause below it.
         before, after = _title(a.section_title), _title(b.section_title)
-        same_section = before == after or renamed.get(before) == after
+        # A heading promoted from a list item or demoted to one changed its own place.
+        promoted = (a.kind == "heading") != (b.kind == "heading")
+        same_section = (
+            before == after
+            or after in renamed.get(before, ())
+            or (before in gone and after in came)
+            or promoted
+        )
         same_place = same_section and (i, j) in in_order
-        if a.text == b.text and same_place:
-            continue
-        if a.key == b.key and a.text != b.text and same_place:
+        if a.text == b.text and not promoted and same_place:
+            continue  # a paragraph grown into sentences is still the same sentence
+        same_words = a.key == b.key or (
+            a.loose_key == b.loose_key and "heading" in (a.kind, b.kind)
+        )
+        if same_words and same_place:
             ops = word_diff(a.text, b.text).ops
-            changes.append((j, ClauseChange("modified", b.section, a, b, ops, cosmetic=True)))
+            reason = _reason(a, b)
+            changes.append((j, ClauseChange("modified", b.section, a, b, ops, True, reason)))
             continue
-        if a.key == b.key:
+        if same_words:
             changes.append((j, ClauseChange("moved", b.section, a, b)))
             continue
         ops = word_diff(a.text, b.text).ops
-        changes.append((j, ClauseChange("modified", b.section, a, b, ops)))
+        if i in regrouped_old and j in regrouped_new:
+            changes.append((j, ClauseChange("modified", b.section, a, b, ops, True, RESTRUCTURED)))
+        else:
+            changes.append((j, ClauseChange("modified", b.section, a, b, ops)))
     for j, b in enumerate(new):
         if j not in matched_new:
-            cosmetic = not cosmetic_key(clean_inline(b.text))
-            changes.append((j, ClauseChange("added", b.section, None, b, cosmetic=cosmetic)))
+            why = _unmatched_reason(b, j in regrouped_new)
+            changes.append((j, ClauseChange("added", b.section, None, b, (), bool(why), why)))
+    # A removed clause sits where its old neighbours went in the new version: after the
+    # furthest new position of the clauses before it (a running maximum, not a scan each).
+    furthest = [-1] * (len(old) + 1)
+    for i, j in pairs:
+        furthest[i + 1] = max(furthest[i + 1], j)
+    for k in range(1, len(furthest)):
+        furthest[k] = max(furthest[k], furthest[k - 1])
     for i, a in enumerate(old):
         if i not in matched_old:
-            # A removed clause sits where its old neighbours went in the new version.
-            anchor = max((jj for ii, jj in pairs if ii < i), default=-1) + 0.5
-            cosmetic = not cosmetic_key(clean_inline(a.text))
-            changes.append((anchor, ClauseChange("removed", a.section, a, None, cosmetic=cosmetic)))
+            anchor = furthest[i] + 0.5
+            why = _unmatched_reason(a, i in regrouped_old)
+            changes.append(
+                (anchor, ClauseChange("removed", a.section, a, None, (), bool(why), why))
+            )
     changes.sort(key=lambda item: item[0])
     return [change for _, change in changes]
 
 
+def _unmatched_reason(clause: Clause, regrouped: bool) -> str | None:
+    """Why an added or removed clause is cosmetic, or None: it reads as nothing (a
+    dateline's date, a table-of-contents label), or its words are still there, split
+    or joined differently."""
+    if not cosmetic_key(clean_inline(clause.text)):
+        return NOISE
+    return RESTRUCTURED if regrouped else None
+
+
+def _regrouped(
+    old: Sequence[Clause], new: Sequence[Clause], in_order: set[tuple[int, int]]
+) -> tuple[set[int], set[int]]:
+    """Clauses split or joined without a word changed, old side and new side.
+
+    Between two clauses that stayed in place, the old clauses and the new ones say the
+    same words in the same order, but in a different number of clauses (a heading
+    folded into its first item, a list item split in two). Linear: each clause lies
+    between one pair of neighbours.
+    """
+    anchors = sorted((i, j) for i, j in in_order if old[i].loose_key == new[j].loose_key)
+    out_old: set[int] = set()
+    out_new: set[int] = set()
+    previous = (-1, -1)
+    for i1, j1 in [*anchors, (len(old), len(new))]:
+        i0, j0 = previous
+        previous = (i1, j1)
+        olds, news = range(i0 + 1, i1), range(j0 + 1, j1)
+        if not olds or not news or len(olds) == len(news):
+            continue
+        old_words = [w for i in olds for w in _running_words(old[i])]
+        if old_words and old_words == [w for j in news for w in _running_words(new[j])]:
+            out_old.update(olds)
+            out_new.update(news)
+    return out_old, out_new
+
+
+# Enumerators inside running text: "(a)", "(iv)", "(2)", "b)" (not "(13)", a number). An
+# inline list that became a bulleted one loses them.
+_INLINE_ENUMERATOR = re.compile(
+    r"(?<![\w(])\((?:[a-z]|[ivx]{1,5}|[0-9])\)|(?<![\w.(])(?:[a-z]|[ivx]{1,5})\)"
+)
+
+
+def _running_words(clause: Clause) -> list[str]:
+    """A clause's words, case and inline enumerators aside, to compare splits and joins."""
+    return words(_INLINE_ENUMERATOR.sub(" ", clause.loose_key))
+
+
+def _reason(a: Clause, b: Clause) -> str:
+    """What differs between two clauses with the same words: the reasons, most telling first."""
+    heading = "heading" in (a.kind, b.kind)
+    promoted = (a.kind == "heading") != (b.kind == "heading")
+    # A bold paragraph that became a heading lost its emphasis with its old role.
+    a_text, b_text = (_EMPHASIS.sub("", t) if promoted else t for t in (a.text, b.text))
+    a_number, a_rest = _numbering(a_text, heading)
+    b_number, b_rest = _numbering(b_text, heading)
+    found: list[str] = []
+    recased = heading and a_rest != b_rest and a_rest.casefold() == b_rest.casefold()
+    if promoted or a_number != b_number or recased:
+        found.append(RESTRUCTURED)
+    if _link_targets(a.text) != _link_targets(b.text):
+        found.append(LINKS)
+    if heading:
+        a_rest, b_rest = a_rest.casefold(), b_rest.casefold()
+    if a_rest != b_rest or not found:
+        found.append(NOISE)
+    return "; ".join(found)
+
+
+def _numbering(text: str, heading: bool) -> tuple[str, str]:
+    """A clause's leading numbers ("2.1", "Section 3") and the readable text after them."""
+    readable = " ".join(drop_link_targets(text).split())
+    match = _ENUMERATOR.match(readable)
+    prefix = match.group(0) if match else ""
+    rest = readable[len(prefix) :]
+    if heading and (number := _HEADING_NUMBER.match(rest)):
+        prefix += number.group(0)
+        rest = rest[len(number.group(0)) :]
+    return " ".join(prefix.split()), rest
+
+
+def cosmetic_reason(changes: Sequence[ClauseChange]) -> str | None:
+    """Why a set of clause changes is cosmetic ("only link targets changed"), or None when
+    one of them is not cosmetic."""
+    if not changes:
+        return NOISE
+    if not all(c.cosmetic for c in changes):
+        return None
+    found = {part for c in changes for part in (c.cosmetic_reason or NOISE).split("; ")}
+    return "; ".join(r for r in _REASONS if r in found)
+
+
 def _title(text: str) -> str:
-    return match_key(text).casefold()
+    return heading_key(text)
 
 
 def _match(old: Sequence[Clause], new: Sequence[Clause]) -> list[tuple[int, int]]:
-    """Pairs (i, j): equal keys first (in order), then the most similar of the rest."""
+    """Pairs (i, j): equal words first (in order), then the most similar of the rest."""
     # Equal clauses in order first (a longest common subsequence), so a duplicated
-    # clause inserted before its twin is one "added", not "moved" plus "added".
-    old_keys, new_keys = [c.key for c in old], [c.key for c in new]
+    # clause inserted before its twin is one "added", not "moved" plus "added". Letter
+    # case aside: a recased clause is the same clause (whether that is cosmetic is
+    # decided by its key).
+    old_keys, new_keys = [c.loose_key for c in old], [c.loose_key for c in new]
     pairs: list[tuple[int, int]] = []
     for block in SequenceMatcher(None, old_keys, new_keys).get_matching_blocks():
         pairs.extend((block.a + k, block.b + k) for k in range(block.size))
@@ -426,14 +669,14 @@ def _longest_increasing(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
 
 
 def summarize(changes: Sequence[ClauseChange]) -> str:
-    """'3 clauses added, 1 removed in 'Disallowed usage'' (cosmetic ones noted apart)."""
+    """'3 clauses added, 1 removed in 'Disallowed usage'' (cosmetic ones noted apart), or
+    what a cosmetic change changed ("cosmetic: only link targets changed")."""
     real = [c for c in changes if not c.cosmetic]
     if not real:
-        return (
-            "cosmetic only (dates, counters, whitespace or quote style)"
-            if changes
-            else ("no clause changed")
-        )
+        if not changes:
+            return "no clause changed"
+        reason = cosmetic_reason(changes)
+        return f"cosmetic only ({reason})" if reason == NOISE else f"cosmetic: {reason}"
     counts: dict[str, int] = defaultdict(int)
     sections: dict[str, int] = defaultdict(int)
     for change in real:

@@ -132,6 +132,7 @@ def change_json(change: Change, source_url: str | None = None) -> dict[str, Any]
         "coarse": change.diff.coarse,
         "extraction_changed": change.extraction_changed,
         "cosmetic": change.cosmetic,
+        "cosmetic_reason": change.cosmetic_reason,
         "clause_summary": change.clause_summary,
         "clauses": [c.to_json() for c in change.clauses],
         "flags": [f.to_json() for f in change.flags],

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -193,10 +194,12 @@ class Index:
                 "extraction_changed": int,
                 "cosmetic": int,
                 "flagged_topics": str,
+                "cosmetic_reason": str,
             },
             pk=("document", "to_captured_at"),
             if_not_exists=True,
         )
+        _add_column(db.table("changes"), "cosmetic_reason", str)
         db.table("clause_changes").create(
             {
                 "document": str,
@@ -609,8 +612,21 @@ def change_row(change: Change) -> dict[str, Any]:
         "summary": change.summary,
         "extraction_changed": int(change.extraction_changed),
         "cosmetic": int(change.cosmetic),
+        "cosmetic_reason": change.cosmetic_reason,
         "flagged_topics": json.dumps(sorted({f.topic for f in change.flags})),
     }
+
+
+def _add_column(table: sqlite_utils.db.Table, name: str, kind: type) -> None:
+    """Add a column that a newer version writes to an index an older one made (empty in
+    old rows until `verify --repair` or a rebuild). Another process may add it first."""
+    if name in table.columns_dict:
+        return
+    try:
+        table.add_column(name, kind)
+    except sqlite3.OperationalError as error:
+        if "duplicate column" not in str(error):
+            raise
 
 
 def _decode_change(row: dict[str, Any]) -> dict[str, Any]:

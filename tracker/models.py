@@ -157,8 +157,26 @@ class Change:
 
     @property
     def cosmetic(self) -> bool:
-        """Only dates, counters, whitespace or quote style changed (ranked last, never flagged)."""
+        """Only cosmetic things changed: dates, counters, whitespace or quote style, link
+        targets, numbering, heading level or case, list nesting (ranked last, never flagged)."""
         return all(c.cosmetic for c in self.clauses)
+
+    @property
+    def cosmetic_reason(self) -> str | None:
+        """What a cosmetic change changed ("only link targets changed"); None when the
+        change is not cosmetic. Without clause changes, the texts differ in whitespace or
+        in markup alone ("##### Title" became "## Title")."""
+        from .clauses import NOISE, RESTRUCTURED, cosmetic_reason
+
+        if not self.cosmetic:
+            return None
+        if self.clauses:
+            return cosmetic_reason(self.clauses)
+        deleted, inserted = (
+            "".join("".join(self.diff.deleted).split()),
+            "".join("".join(self.diff.inserted).split()),
+        )
+        return NOISE if deleted == inserted else RESTRUCTURED
 
     @property
     def clause_summary(self) -> str:
@@ -188,7 +206,10 @@ class Change:
         if self.diff.removed_words:
             parts.append(f"{self.diff.removed_words} words removed")
         if not parts:
-            parts.append("whitespace or formatting only")
+            from .clauses import RESTRUCTURED
+
+            restructured = self.cosmetic_reason == RESTRUCTURED
+            parts.append(RESTRUCTURED if restructured else "whitespace or formatting only")
         where = ""
         if self.diff.sections:
             shown = ", ".join(f"'{s}'" for s in self.diff.sections[:3])

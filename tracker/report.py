@@ -19,7 +19,7 @@ import click
 import jinja2
 
 from . import __version__
-from .clauses import clean_inline
+from .clauses import clean_inline, cosmetic_reason
 from .index import compute_change
 from .models import Change, Source
 from .pipeline import Tracker
@@ -341,6 +341,7 @@ def change_context(
             if not c.cosmetic
         ],
         "cosmetic_clauses": sum(1 for c in change.clauses if c.cosmetic),
+        "cosmetic_why": cosmetic_reason([c for c in change.clauses if c.cosmetic]),
         "source": source,
         "title": source.title if source else change.document,
         "segments": diff_segments(change.diff.ops),

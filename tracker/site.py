@@ -26,7 +26,7 @@ import jinja2
 
 from . import __version__
 from . import site_layout as layout
-from .clauses import clean_inline
+from .clauses import clean_inline, cosmetic_reason
 from .config import Config
 from .errors import TrackerError
 from .history import change_json
@@ -449,6 +449,7 @@ def change_page_context(
             if not c.cosmetic
         ],
         "cosmetic_clauses": sum(1 for c in change.clauses if c.cosmetic),
+        "cosmetic_why": cosmetic_reason([c for c in change.clauses if c.cosmetic]),
         "segments": diff_segments(change.diff.ops),
         "rows": side_by_side(change.diff.ops),
         "before": end(change.before),
