@@ -471,3 +471,53 @@ def test_the_next_run_removes_leftovers_of_a_killed_one(site: Site, workdir: Pat
     assert not any(path.exists() for path in leftovers)
     assert set(named) <= set(files_under(workdir / "snapshots"))  # nothing named was touched
     assert invoke("verify").exit_code == 0
+
+
+# --- the rules the index was derived with ----------------------------------------------------
+
+
+def test_new_topics_flag_the_past_on_the_next_run_and_verify_says_why_until_then(
+    site: Site, workdir: Path
+) -> None:
+    def arbitration_flags() -> set[str]:
+        db = sqlite3.connect(workdir / "tracker.db")
+        rows = db.execute("select to_captured_at from flags where topic = 'arbitration'")
+        found = {r[0] for r in rows}
+        db.close()
+        return found
+
+    db = sqlite3.connect(workdir / "tracker.db")
+    past = {r[0] for r in db.execute("select to_captured_at from changes")}
+    db.close()
+    assert past and not arbitration_flags()
+    config = workdir / "tracker.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + '\n[[topics]]\nid = "arbitration"\nlabel = "arbitration"\npatterns = ["arbitration"]\n',
+        encoding="utf-8",
+    )
+    code, payload = verify_json()
+    assert code == 1
+    messages = [p["message"] for p in payload["problems"]]
+    assert any("other analysis rules or topics" in m for m in messages), messages
+    assert invoke("run").exit_code == 0
+    assert verify_json()[0] == 0
+    # Changes recorded before the topic existed are flagged now ("binding arbitration").
+    assert arbitration_flags() & past
+
+
+def test_an_index_derived_by_an_older_analysis_is_derived_again(site: Site, workdir: Path) -> None:
+    db = sqlite3.connect(workdir / "tracker.db")
+    db.execute("update meta set value = '1:old' where key = 'analysis'")
+    db.execute("update changes set cosmetic_reason = 'stale'")
+    db.commit()
+    db.close()
+    code, payload = verify_json()
+    assert code == 1 and all(p["repairable"] for p in payload["problems"])
+    repaired, payload = verify_json("--repair")
+    assert repaired == 0, payload
+    db = sqlite3.connect(workdir / "tracker.db")
+    stale = db.execute("select count(*) from changes where cosmetic_reason = 'stale'")
+    assert stale.fetchone()[0] == 0
+    assert db.execute("select value from meta where key = 'analysis'").fetchone()[0] != "1:old"
+    db.close()

@@ -289,6 +289,8 @@ def import_items(
     with store.lock():
         store.remove_leftovers([document])  # of an import or run that was killed
         index.sync(store, [document])
+        if not index.analysis_current():
+            index.reanalyse(store)
         captures = store.captures(document)
         pending: dict[str, Any] = {}
         rebuild = False

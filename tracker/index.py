@@ -8,6 +8,7 @@ row-building functions, so a rebuilt index equals an incrementally built one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -27,6 +28,11 @@ from .store import Capture, Store, iso
 from .topics import Topic, default_topics, flags_for
 
 log = logging.getLogger(__name__)
+
+# The rules that derive changes, clause changes and flags from two texts (clause
+# identity, cosmetic reasons, topic matching). Bump it when they change, so an index
+# derived by an older version is derived again (see `Index.analysis_current`).
+ANALYSIS_VERSION = 2
 
 TABLES = (
     "documents",
@@ -50,6 +56,9 @@ class Index:
         self.db.execute("PRAGMA busy_timeout=30000")
         self._create_schema()
         self._batch: _Batch | None = None
+        unstamped = self.db.execute("select 1 from meta where key = 'analysis'").fetchone() is None
+        if unstamped and self.analysis_current():  # a new, empty index: today's rules
+            self._stamp()
 
     def close(self) -> None:
         if self._batch is not None and self.db.conn.in_transaction:
@@ -256,6 +265,8 @@ class Index:
         )
         db.table("versions").create_index(["document", "sha256"], if_not_exists=True)
         db.table("changes").create_index(["to_captured_at"], if_not_exists=True)
+        # Not in TABLES: what the rows were derived with, not rows of the store.
+        db.execute("create table if not exists meta (key text primary key, value text)")
 
     # --- writing -------------------------------------------------------------------------
 
@@ -388,6 +399,35 @@ class Index:
             [document],
         )
 
+    # --- the rules the rows were derived with -------------------------------------------
+
+    def analysis_current(self) -> bool:
+        """Whether the changes, clause changes and flags were derived with today's rules
+        and topics. An empty index is current; one from before the stamp existed is not."""
+        row = self.db.execute("select value from meta where key = 'analysis'").fetchone()
+        if row is not None:
+            return bool(row[0] == analysis_stamp(self.topics))
+        return not self.db.execute("select 1 from changes limit 1").fetchone()
+
+    def reanalyse(self, store: Store) -> list[str]:
+        """Derive every document's changes again, after an upgrade or a change of topics.
+
+        The captures and versions are the files'; only what was derived from them is
+        replaced, in one transaction, and the stamp is set with it.
+        """
+        documents = store.documents()
+        with self._transaction():
+            for document in documents:
+                self.rebuild_document(store, document)
+            self._stamp()
+        return documents
+
+    def _stamp(self) -> None:
+        self.db.execute(
+            "insert or replace into meta (key, value) values ('analysis', ?)",
+            [analysis_stamp(self.topics)],
+        )
+
     # --- rebuilding ------------------------------------------------------------------------
 
     def rebuild(self, store: Store, sources: Iterable[Source]) -> dict[str, int]:
@@ -410,6 +450,7 @@ class Index:
                 self.rebuild_document(store, document)
             for record in store.runs():
                 self._apply_run(record)
+            self._stamp()
         return {table: self.db.table(table).count for table in TABLES}
 
     def rebuild_document(self, store: Store, document: str) -> None:
@@ -615,6 +656,13 @@ def change_row(change: Change) -> dict[str, Any]:
         "cosmetic_reason": change.cosmetic_reason,
         "flagged_topics": json.dumps(sorted({f.topic for f in change.flags})),
     }
+
+
+def analysis_stamp(topics: Sequence[Topic]) -> str:
+    """What the derived rows depend on besides the files: the analysis rules' version and
+    the watched topics (a topic added in tracker.toml must flag the past too)."""
+    data = repr((ANALYSIS_VERSION, tuple(topics))).encode("utf-8")
+    return f"{ANALYSIS_VERSION}:{hashlib.sha256(data).hexdigest()[:16]}"
 
 
 def _add_column(table: sqlite_utils.db.Table, name: str, kind: type) -> None:

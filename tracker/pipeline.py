@@ -120,6 +120,9 @@ def _run_locked(
     store, index = tracker.store, tracker.index
     store.remove_leftovers(s.id for s in sources)  # of a run that was killed
     index.sync(store, [s.id for s in sources])
+    if not index.analysis_current():
+        log.warning("the index was derived with other analysis rules or topics; deriving it again")
+        index.reanalyse(store)
     started = clock()
     run_id = store.new_run_id(started)
     # Journaled before anything else is written, so a run killed part-way still shows

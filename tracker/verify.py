@@ -277,9 +277,22 @@ def check_index(store: Store, config: Config) -> list[Problem]:
                 fresh.close()
         actual = live.dump()
         pks = {table: live.db.table(table).pks for table in TABLES}
+        current = live.analysis_current()
     finally:
         live.close()
-    return [
+    problems = []
+    if not current:
+        problems.append(
+            Problem(
+                "index",
+                where,
+                "its changes and flags were derived with other analysis rules or topics"
+                " (an upgrade, or [[topics]] changed); the next run or import derives them"
+                " again, or --repair now",
+                repairable=True,
+            )
+        )
+    return problems + [
         Problem("index", where, message, repairable=True)
         for message in compare_dumps(expected, actual, pks)
     ]
