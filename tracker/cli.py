@@ -855,7 +855,9 @@ def verify(obj: Context, repair: bool, as_json: bool, wait: float) -> None:
 
     Reports damaged files (document, capture time, path, expected and actual
     hash), leftovers of interrupted writes, and index rows that differ from an
-    index rebuilt from the files. Exits 0 when everything is consistent, 1 when a
+    index rebuilt from the files. An import that was killed left a journal: its
+    clean-up is finished first, as the next run or import would. Exits 0 when
+    everything is consistent, 1 when a
     problem was found (or remains after --repair), 2 on a configuration error,
     3 when a run holds the store.
     """
@@ -865,6 +867,11 @@ def verify(obj: Context, repair: bool, as_json: bool, wait: float) -> None:
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
+        for document in result.recovered:
+            click.echo(
+                f"recovered  {document}: an interrupted import's clean-up finished"
+                " (its index rows rebuilt from the files)"
+            )
         for action in result.repaired:
             click.echo(f"repaired   {action}")
         for problem in result.problems:

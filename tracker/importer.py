@@ -30,7 +30,7 @@ from .fetch import Fetcher, utcnow
 from .index import compute_change
 from .models import FetchResult, Source, Validators, Version
 from .pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
-from .store import Capture, _json_bytes, atomic_write, iso, parse_iso, stem_for
+from .store import Capture, atomic_write, iso, parse_iso
 
 LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}
 __all__ = ["TEXT_EXTRACTION", "ImportItem", "ImportReport", "import_items"]
@@ -279,7 +279,9 @@ def import_items(
     skipped. Captures added after every stored one are indexed as they are stored; when
     any went before a stored capture, the document's rows are rebuilt at the end. Either
     way the index matches the files when the import ends, is interrupted (Ctrl-C,
-    SIGTERM), or fails; after a SIGKILL the next import or run brings it back in line.
+    SIGTERM), or fails. A journal (`Store.begin_import`) stands while it works: after a
+    SIGKILL, the next import, run or verify finds it and finishes the import's clean-up
+    (`Index.recover_imports`).
     """
     source = tracker.config.source(document)
     report = ImportReport(document)
@@ -287,6 +289,7 @@ def import_items(
     if isinstance(items, list | tuple):
         items = sorted(items, key=lambda i: i.captured_at)
     with store.lock():
+        index.recover_imports(store)  # of an import that was killed
         store.remove_leftovers([document])  # of an import or run that was killed
         index.sync(store, [document])
         if not index.analysis_current():
@@ -294,6 +297,7 @@ def import_items(
         captures = store.captures(document)
         pending: dict[str, Any] = {}
         rebuild = False
+        store.begin_import(document, utcnow())
         try:
             for item in items:
                 report.seen += 1
@@ -316,50 +320,13 @@ def import_items(
                     progress(item, label)
         finally:
             if rebuild:
-                _drop_repeated_versions(tracker, document)
+                store.drop_repeated_versions(document, utcnow())
                 store.remove_leftovers([document])
                 index.rebuild_document(store, document)
             else:
                 index.sync(store, [document])
+            store.end_import(document)
     return report
-
-
-def _drop_repeated_versions(tracker: Tracker, document: str) -> list[str]:
-    """A stored version whose text equals the version just before it is no longer one.
-
-    That happens when an import goes before a stored capture with the text it already
-    had (a backfill ending where live runs began): the change is dated by the earlier,
-    imported capture, and the later capture stays as evidence, without a version. Its
-    metadata keeps the version it lost (`superseded`), rewritten atomically; its text
-    file, the same text as the earlier version's, is then removed (as `reextract` does).
-    """
-    store = tracker.store
-    folder = store.document_dir(document)
-    previous: Version | None = None
-    dropped = []
-    for capture in store.captures(document):
-        version = capture.version
-        if version is None:
-            continue
-        if (
-            previous is None
-            or previous.sha256 != version.sha256
-            or previous.extraction != version.extraction
-        ):
-            previous = version
-            continue
-        meta = dict(capture.meta)
-        meta["superseded"] = {
-            "at": iso(utcnow()),
-            "version": meta["version"],
-            "by": iso(previous.captured_at),
-            "why": "an imported capture before it has the same text",
-        }
-        meta["version"] = None
-        atomic_write(folder / f"{stem_for(capture.captured_at)}.json", _json_bytes(meta))
-        (store.root / version.path).unlink(missing_ok=True)
-        dropped.append(iso(capture.captured_at))
-    return dropped
 
 
 def _index_capture(tracker: Tracker, captures: list[Capture], capture: Capture) -> bool:

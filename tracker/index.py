@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -421,6 +422,22 @@ class Index:
                 self.rebuild_document(store, document)
             self._stamp()
         return documents
+
+    def recover_imports(self, store: Store) -> list[str]:
+        """Finish the clean-up of imports that were killed; call it holding the lock.
+
+        Every capture a killed import stored is whole (metadata is written last), but its
+        index rows, and the versions it made repeat, may not be in line yet: the same
+        clean-up the import does when it ends, then the journal goes.
+        """
+        recovered = store.interrupted_imports()
+        for document in recovered:
+            log.warning("%s: an import was interrupted; finishing its clean-up", document)
+            store.drop_repeated_versions(document, datetime.now(UTC))
+            store.remove_leftovers([document])
+            self.rebuild_document(store, document)
+            store.end_import(document)
+        return recovered
 
     def _stamp(self) -> None:
         self.db.execute(

@@ -118,6 +118,7 @@ def _run_locked(
     stop: threading.Event | None = None,
 ) -> RunSummary:
     store, index = tracker.store, tracker.index
+    index.recover_imports(store)  # of an import that was killed
     store.remove_leftovers(s.id for s in sources)  # of a run that was killed
     index.sync(store, [s.id for s in sources])
     if not index.analysis_current():

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 STEM_FORMAT = "%Y%m%dT%H%M%SZ"
 STEM_LENGTH = len("20240502T120000Z")
 RUNS_DIR = "_runs"
+IMPORTS_DIR = "_imports"
+# Written when an import of a document starts, removed when its index rows are in line
+# with its files: one left behind names an import that was killed (SIGKILL, power).
+IMPORT_JOURNAL = "importing.json"
 LOCK_NAME = ".lock"
 
 
@@ -448,6 +452,60 @@ class Store:
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             return f"{reason} (the store {self.root} is read-only for this user)"
         return reason
+
+    # --- imports -------------------------------------------------------------------------
+
+    def begin_import(self, document: str, started_at: datetime) -> None:
+        """Journal an import of `document` before its first write (see `IMPORT_JOURNAL`)."""
+        record = {"document": document, "started_at": iso(started_at), "pid": os.getpid()}
+        atomic_write(self.root / IMPORTS_DIR / document / IMPORT_JOURNAL, _json_bytes(record))
+
+    def end_import(self, document: str) -> None:
+        (self.root / IMPORTS_DIR / document / IMPORT_JOURNAL).unlink(missing_ok=True)
+
+    def interrupted_imports(self) -> list[str]:
+        """Documents whose import was killed before it finished. Call it holding the lock,
+        so no import is under way."""
+        base = self.root / IMPORTS_DIR
+        if not base.is_dir():
+            return []
+        return sorted(str(p.parent.relative_to(base)) for p in base.rglob(IMPORT_JOURNAL))
+
+    def drop_repeated_versions(self, document: str, now: datetime) -> list[str]:
+        """A stored version whose text equals the version just before it is no longer one.
+
+        That happens when an import goes before a stored capture with the text it already
+        had (a backfill ending where live runs began): the change is dated by the earlier,
+        imported capture, and the later capture stays as evidence, without a version. Its
+        metadata keeps the version it lost (`superseded`), rewritten atomically; its text
+        file, the same text as the earlier version's, is then removed (as `reextract` does).
+        """
+        folder = self.document_dir(document)
+        previous: Version | None = None
+        dropped = []
+        for capture in self.captures(document):
+            version = capture.version
+            if version is None:
+                continue
+            if (
+                previous is None
+                or previous.sha256 != version.sha256
+                or previous.extraction != version.extraction
+            ):
+                previous = version
+                continue
+            meta = dict(capture.meta)
+            meta["superseded"] = {
+                "at": iso(now),
+                "version": meta["version"],
+                "by": iso(previous.captured_at),
+                "why": "an imported capture before it has the same text",
+            }
+            meta["version"] = None
+            atomic_write(folder / f"{stem_for(capture.captured_at)}.json", _json_bytes(meta))
+            (self.root / version.path).unlink(missing_ok=True)
+            dropped.append(iso(capture.captured_at))
+        return dropped
 
     def remove_leftovers(self, documents: Iterable[str]) -> list[Path]:
         """Delete what interrupted writes left in these documents' folders (and `_runs/`).

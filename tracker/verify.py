@@ -60,6 +60,7 @@ class Verification:
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # documents of killed imports
 
     @property
     def ok(self) -> bool:
@@ -87,6 +88,7 @@ class Verification:
             "counts": self.counts,
             "problems": [p.to_json() for p in self.problems],
             "repaired": self.repaired,
+            "recovered_imports": self.recovered,
         }
 
 
@@ -97,12 +99,29 @@ def verify(config: Config, *, repair: bool = False, wait: float = 0.0) -> Verifi
     """
     store = Store(config.store_path)
     with store.lock(wait):
+        recovered = _recover_imports(store, config)
         result = check(store, config)
         if repair and any(p.repairable for p in result.problems):
             done = _repair(store, config, result.problems)
             result = check(store, config)
             result.repaired = done
+        result.recovered = recovered
     return result
+
+
+def _recover_imports(store: Store, config: Config) -> list[str]:
+    """Finish what killed imports left undone, as the next run or import would: their
+    journal says the index may lag behind their files, which is no damage."""
+    if not store.interrupted_imports():
+        return []
+    try:
+        index = Index(config.index_path, config.topics)
+    except sqlite3.DatabaseError:
+        return []  # check_index reports the index that does not open
+    try:
+        return index.recover_imports(store)
+    finally:
+        index.close()
 
 
 def check(store: Store, config: Config) -> Verification:
