@@ -520,10 +520,10 @@ class Store:
             return []
         removed = []
         for path in folder.iterdir():
-            if path.is_file() and is_capture_file(path.name) and path.suffix != ".json":
-                if path not in named:
-                    path.unlink(missing_ok=True)
-                    removed.append(path)
+            capture_file = path.is_file() and is_capture_file(path.name)
+            if capture_file and path.suffix != ".json" and path not in named:
+                path.unlink(missing_ok=True)
+                removed.append(path)
         return removed
 
     def remove_leftovers(self, documents: Iterable[str]) -> list[Path]:
