@@ -423,7 +423,8 @@ def test_a_negation_or_modal_edited_before_a_topic_is_flagged(
     old: str, new: str, topic: str
 ) -> None:
     """The topic's words read the same in both versions; the clause says the opposite."""
-    flags = flags_for(compare(segment(f"# T\n\n{old}\n"), segment(f"# T\n\n{new}\n")), default_topics())
+    changes = compare(segment(f"# T\n\n{old}\n"), segment(f"# T\n\n{new}\n"))
+    flags = flags_for(changes, default_topics())
     assert topic in {f.topic for f in flags}, flags
 
 
@@ -438,7 +439,8 @@ def test_a_negation_or_modal_edited_before_a_topic_is_flagged(
     ],
 )  # fmt: skip
 def test_an_edit_that_does_not_govern_the_topic_raises_no_flag(old: str, new: str) -> None:
-    flags = flags_for(compare(segment(f"# T\n\n{old}\n"), segment(f"# T\n\n{new}\n")), default_topics())
+    changes = compare(segment(f"# T\n\n{old}\n"), segment(f"# T\n\n{new}\n"))
+    flags = flags_for(changes, default_topics())
     assert flags == [], flags
 
 
