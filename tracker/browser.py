@@ -59,7 +59,7 @@ CHROMIUM_ARGS = (
     "--disable-sync",
     "--disable-quic",
     # WebRTC may not send UDP outside a proxy, i.e. at all: its packets would bypass the Gate.
-    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     # Names are resolved by the Gate alone; Chromium itself resolves none (no DNS prefetch)
     # but the Gate's own address.
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
@@ -160,8 +160,8 @@ def private_address(address: str) -> str | None:
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
-        ("private", ip.is_private),
         ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
     ):
         if hit:
             return kind
