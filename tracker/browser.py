@@ -198,7 +198,7 @@ class Gate:
         self.timeout = timeout
         self.allow = allow
         self.deny_all = deny_all  # Chromium's own traffic (updates, sign-in): none of it goes out
-        self.own_host = ""  # the document being rendered: its host is never refused as private
+        self.own_host = ""  # the page's host, when it is itself non-public: not refused for it
         self.refused = [] if refused is None else refused  # "host:port" or URLs refused
         self._failures: dict[str, Refused] = {}  # "host:port" → why, for the current page
         self._addresses: dict[tuple[str, int], list[str]] = {}
@@ -211,10 +211,25 @@ class Gate:
         threading.Thread(target=self._accept, name="browser-gate", daemon=True).start()
 
     def begin(self, url: str) -> None:
-        """A new page: its own host may be private; earlier pages' failures are forgotten."""
+        """A new page; earlier pages' failures are forgotten.
+
+        A document that is itself on a loopback, private or link-local host (an intranet
+        page, a test server) may load from that host, on any port. A document on a public
+        host gets no such leave: were its name to resolve to 127.0.0.1 later, that
+        connection is refused like any other.
+        """
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
         with self._lock:
-            self.own_host = (urlsplit(url).hostname or "").lower()
+            self.own_host = ""
             self._failures.clear()
+        try:
+            addresses = self._resolve(host, parts.port or 80)
+        except Refused:  # the page itself will fail to load
+            return
+        if any(private_address(address) for address in addresses):
+            with self._lock:
+                self.own_host = host
 
     def failure(self, url: str) -> Refused | None:
         """Why the Gate did not connect to `url`'s host and port for this page, if it did not."""
@@ -240,6 +255,17 @@ class Gate:
             raise Refused("blocked", "the browser's own requests are not let out")
         if self.allow and host not in self.allow:
             raise Refused("blocked", f"host {host!r} is not in [fetch] browser_allow_hosts")
+        addresses = self._resolve(host, port)
+        if host != self.own_host:
+            for address in addresses:
+                kind = private_address(address)
+                if kind:
+                    shown = host if host == address else f"{host} ({address})"
+                    raise Refused("blocked", f"{shown} is a {kind} address")
+        return addresses
+
+    def _resolve(self, host: str, port: int) -> list[str]:
+        """The addresses of `host`, looked up once per browser (that is, per run)."""
         key = (host, port)
         with self._lock:
             addresses = self._addresses.get(key)
@@ -251,12 +277,6 @@ class Gate:
             addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
             with self._lock:
                 self._addresses[key] = addresses
-        if host != self.own_host:
-            for address in addresses:
-                kind = private_address(address)
-                if kind:
-                    shown = host if host == address else f"{host} ({address})"
-                    raise Refused("blocked", f"{shown} is a {kind} address")
         return addresses
 
     # --- on the Gate's threads ---------------------------------------------------------
