@@ -197,6 +197,40 @@ def test_a_bot_wall_falls_back_to_the_browser(
     assert_reindex_gives_the_same_index(tracker)
 
 
+def test_a_challenge_that_reloads_while_it_is_read_is_waited_out(
+    httpserver: HTTPServer, browsing, clock: Clock
+) -> None:
+    """The reload lands while the challenge's HTML is being read (a big page, reloading
+    just after its load event): that must count as the page moving on. It used to be
+    missed, and the fetch waited out its timeout as a bot wall."""
+    padding = "<!-- " + "x" * 3_000_000 + " -->"
+    challenge = (
+        JS_CHALLENGE.replace(
+            "setTimeout(() => {", "addEventListener('load', () => setTimeout(() => {"
+        )
+        .replace("}, 200);", "}, 20));")
+        .replace("</body>", padding + "</body>")
+    )
+    assert challenge.count("addEventListener") == 1 and "}, 20));" in challenge
+
+    def guarded(request: Request) -> Response:
+        if request.cookies.get("passed") == "1":
+            return html(REAL_PAGE.format(text="Do not use our models for weapons."))
+        return html(challenge, 403, **{"cf-mitigated": "challenge"})
+
+    httpserver.expect_request("/guarded").respond_with_handler(guarded)
+    tracker, fetcher = browsing(
+        [
+            document_entry(f"test/g{n}", httpserver.url_for("/guarded"), browser=True)
+            for n in range(3)
+        ],
+        timeout=5,
+        max_bytes=10_000_000,
+    )
+    outcomes = run(tracker, clock=clock, fetcher=fetcher).outcomes
+    assert [(o.status, o.error) for o in outcomes] == [("new", None)] * 3
+
+
 def test_a_challenge_page_is_never_recorded_and_history_goes_on(
     httpserver: HTTPServer, browsing, clock: Clock
 ) -> None:
@@ -413,10 +447,12 @@ def test_a_page_cannot_reach_other_local_addresses(
     httpserver: HTTPServer, browsing, listeners, clock: Clock
 ) -> None:
     """Issue 15 item 4: the probe's page POSTed to 127.0.0.2; before the fix every one of
-    these connected (the POST, the iframe, the redirected image and the WebSocket)."""
+    these connected (the POST, the iframe, the redirected image and the WebSocket). The
+    listeners count connections, so a preconnect that sent nothing would show too."""
     victim, framed = listeners("127.0.0.2"), listeners("127.0.0.3")
     page = f"""<!doctype html><html><head><title>T</title></head><body>
 <main><p>Terms text.</p></main>
+<link rel="preconnect" href="https://{victim.host}:{victim.port}">
 <iframe src="{framed.origin}/frame"></iframe>
 <img src="/bounce">
 <script>
@@ -439,7 +475,7 @@ try {{ new WebSocket("ws://{victim.host}:{victim.port}/ws"); }} catch (e) {{}}
         f"{framed.origin}/frame",
         f"{victim.origin}/exfil",
         f"{victim.origin}/via-redirect",
-        f"{victim.host}:{victim.port}",  # the WebSocket, asked for as a tunnel
+        f"{victim.host}:{victim.port}",  # the WebSocket and the preconnect: tunnels
     }
     assert "/bounce" in [r.path for r, _ in httpserver.log]  # the redirect was asked for
 

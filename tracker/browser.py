@@ -682,14 +682,16 @@ class BrowserFetcher:
         selectors = list(source.select) or ["body"]
         ready = False
         while True:
+            seen = len(documents)  # what this check is about; a reload may land meanwhile
             response = documents[-1] if documents else first
             html = self._content(page, deadline)
             wall = walls.detect(
                 response.status, response.headers, html.encode("utf-8"), page.url, source.url
             )
             if wall is not None:
-                seen = len(documents)
-                if wall.kind == "login_wall" or not _wait_for_navigation(page, documents, deadline):
+                if wall.kind == "login_wall" or not _wait_for_navigation(
+                    page, documents, seen, deadline
+                ):
                     raise FetchError(
                         wall.kind,
                         f"{wall} (in the browser, still there after {timeout:g} s)"
@@ -756,12 +758,15 @@ class BrowserFetcher:
                 page.wait_for_timeout(POLL_MS)
 
 
-def _wait_for_navigation(page: Any, documents: list[Any], deadline: float) -> bool:
-    """Wait until the main frame loads another document (a challenge passed) or the deadline."""
+def _wait_for_navigation(page: Any, documents: list[Any], seen: int, deadline: float) -> bool:
+    """Wait until the main frame has a document past the first `seen` (a challenge passed).
+
+    `seen` is counted before the page was checked, so a reload that landed during the
+    check counts; counting here would wait for a third document that never comes.
+    """
     from playwright.sync_api import Error
 
-    seen = len(documents)
-    while len(documents) == seen:
+    while len(documents) <= seen:
         if time.monotonic() >= deadline:
             return False
         page.wait_for_timeout(POLL_MS)
