@@ -150,8 +150,8 @@ class Fetcher:
             )
             if guard.fired:  # the headers were cut short at the deadline
                 response.close()
-                raise guard.timeout_error("the response headers")
-            target = self.session.get_redirect_target(response) if response.is_redirect else None
+                raise guard.timeout_error("the headers were not complete")
+            target = _Session.location(response) if response.is_redirect else None
             if target is None:
                 return response, hops
             response.close()  # the redirect's body is never read
@@ -176,7 +176,7 @@ class Fetcher:
             self.sleep(ready - now)
 
     def _new_session(self) -> requests.Session:
-        session = requests.Session()
+        session = _Session()
         session.headers["User-Agent"] = self.settings.user_agent or USER_AGENT
         session.headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
         adapter = transport.GuardedAdapter(
@@ -352,7 +352,9 @@ class Fetcher:
                     outcome = guard.timeout_error()
                     log.debug("%s: cut at the deadline: %s", source.id, short_error(exc))
                 except _BrokenBody as exc:
-                    outcome = guard.timeout_error("the body") if guard.fired else exc.error
+                    outcome = exc.error
+                    if guard.fired:
+                        outcome = guard.timeout_error("the body was not complete")
             if isinstance(outcome, FetchResult):
                 return outcome
             if isinstance(outcome, tuple):
@@ -428,7 +430,7 @@ class Fetcher:
                 )
             body = self._read_body(response, guard)
             if guard.fired:  # the body ended because the deadline shut the socket
-                raise _BrokenBody(guard.timeout_error("the body"))
+                raise _BrokenBody(guard.timeout_error("the body was not complete"))
             # A challenge or login page served as a 200 is not the document.
             wall = walls.detect(status, response.headers, body, response.url, source.url)
             if wall is not None:
@@ -516,6 +518,23 @@ class Fetcher:
             elapsed=time.perf_counter() - started,
             redirects=tuple(hops),
         )
+
+
+class _Session(requests.Session):
+    """A session that never follows a redirect, nor reads its body to look for one.
+
+    Even with `allow_redirects=False` requests prepares the next hop, and first reads
+    the redirect's whole body (`resp.content`): a gzip bomb or an endless body behind a
+    302. Fetcher follows redirects itself, so here there is never a next hop.
+    """
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+    @staticmethod
+    def location(response: requests.Response) -> str | None:
+        """The redirect's target, decoded as requests decodes it."""
+        return requests.Session.get_redirect_target(requests.Session, response)  # type: ignore[arg-type]
 
 
 def _redirect_url(base: str, target: str) -> str:

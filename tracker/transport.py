@@ -64,11 +64,11 @@ def address_kind(address: Address) -> str | None:
         return "link-local"
     if address.is_multicast:
         return "multicast"
+    if address.is_reserved:  # before private: Python counts 240.0.0.0/4 as both
+        return "reserved"
     if address.is_private:
         return "private"
-    if address.is_reserved or not address.is_global:
-        return "reserved"
-    return None
+    return None if address.is_global else "reserved"
 
 
 def resolve(host: str, port: int) -> list[tuple[Any, ...]]:
@@ -140,8 +140,8 @@ class Attempt:
             self._done = True
             self._sockets.clear()
 
-    def timeout_error(self, what: str = "the answer") -> FetchError:
-        return FetchError("timeout", f"{what} was not complete after {self.timeout:g} s")
+    def timeout_error(self, what: str = "the answer was not complete") -> FetchError:
+        return FetchError("timeout", f"timed out after {self.timeout:g} s ({what})")
 
 
 def _kind_of(address: str) -> str | None:
