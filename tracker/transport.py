@@ -178,10 +178,11 @@ class Watchdog:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._heap:
-                    if not self._wake.wait(timeout=30):
+                if not self._heap:
+                    self._wake.wait(timeout=30)
+                    if not self._heap:  # idle: `arm` starts a new thread when needed
                         self._thread = None
-                        return  # idle: a new one starts with the next attempt
+                        return
                 deadline, _, attempt = self._heap[0]
                 now = time.monotonic()
                 if deadline > now:
