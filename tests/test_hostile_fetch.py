@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -41,8 +43,10 @@ Handler = Callable[[socket.socket, str], None]
 class RawServer:
     """A TCP server whose handler writes the answer's bytes itself, one thread a connection."""
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1") -> None:
-        self.handler = handler
+    def __init__(
+        self, handler: Handler, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.handler, self.tls = handler, tls
         self.listener = socket.create_server((host, 0))
         self.host, self.port = host, self.listener.getsockname()[1]
         self.paths: list[str] = []
@@ -50,7 +54,7 @@ class RawServer:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}{path}"
 
     def _accept(self) -> None:
         while not self.stopped.is_set():
@@ -61,6 +65,11 @@ class RawServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                return
         with conn:
             head = b""
             while b"\r\n\r\n" not in head:
@@ -92,8 +101,10 @@ class RawServer:
 def serve() -> Iterator[Callable[..., RawServer]]:
     servers: list[RawServer] = []
 
-    def start(handler: Handler, host: str = "127.0.0.1") -> RawServer:
-        servers.append(RawServer(handler, host))
+    def start(
+        handler: Handler, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ) -> RawServer:
+        servers.append(RawServer(handler, host, tls))
         return servers[-1]
 
     yield start
@@ -386,6 +397,91 @@ def test_a_dripping_robots_txt_times_out_at_the_timeout(serve: Callable[..., Raw
     error, seconds = fetch_error(settings, source(server.url("/doc")))
     assert error.kind == "timeout" and "robots.txt" in str(error), error
     assert seconds < 3.5
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate for 127.0.0.1, as a PEM file holding key and certificate."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path_factory.mktemp("tls") / "cert.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        + cert.public_bytes(serialization.Encoding.PEM)
+    )
+    return path
+
+
+def test_over_tls_pages_are_fetched_and_dripped_headers_time_out(
+    serve: Callable[..., RawServer], certificate: Path
+) -> None:
+    """The guarded connection under TLS: verified as usual, and the watchdog's shutdown
+    ends a read blocked inside the TLS layer."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate)
+
+    def handler(conn: socket.socket, path: str) -> None:
+        if path == "/doc":
+            page(conn)
+        else:
+            server.drip(conn, b"HTTP/1.1 200 OK\r\nX-Slow: ", every=0.2)
+
+    server = serve(handler, tls=context)
+    fetcher = Fetcher(FetchSettings(timeout=2, retries=0, **QUIET))
+    fetcher.session.verify = str(certificate)
+    assert fetcher.fetch(source(server.url("/doc"))).body == PAGE
+    started = time.monotonic()
+    error = fetcher.fetch_one(source(server.url("/drip")))
+    assert isinstance(error, FetchError) and error.kind == "timeout", error
+    assert time.monotonic() - started < 3.5
+
+
+def test_a_name_is_resolved_once_and_its_judged_address_is_the_one_connected(
+    serve: Callable[..., RawServer],
+) -> None:
+    """No second lookup between the check and the connection (DNS rebinding): a name only
+    the fetcher's resolver knows reaches the address that resolver gave, once."""
+    asked: list[str] = []
+
+    def resolve(host: str, port: int) -> list[tuple[object, ...]]:
+        asked.append(host)
+        if host == "alias.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+
+    server = serve(lambda conn, path: page(conn))
+    url = f"http://alias.test:{server.port}/doc"
+    result = Fetcher(FetchSettings(timeout=5, retries=0, **QUIET), resolve=resolve).fetch(
+        source(url)
+    )
+    assert result.body == PAGE and asked == ["alias.test"]
 
 
 # --- the reason phrase is a server's words: printed escaped ---------------------------------
