@@ -150,10 +150,10 @@ from tracker.config import FetchSettings
 from tracker.errors import FetchError
 from tracker.fetch import Fetcher
 from tracker.models import Source
-fetcher = Fetcher(FetchSettings(timeout=10, retries=0, max_bytes=5 << 20, host_delay=0,
-                                robots=False))
 out = {}
 for name, url in json.loads(sys.argv[1]).items():
+    fetcher = Fetcher(FetchSettings(timeout=10, retries=0, max_bytes=5 << 20, host_delay=0,
+                                    robots=name == "robots"))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
     result = fetcher.fetch_one(Source(id="d", service="s", title="t", url=url))
@@ -172,12 +172,13 @@ def test_a_gzip_bomb_is_never_inflated_behind_a_302_nor_past_the_cap(
     serve: Callable[..., RawServer],
 ) -> None:
     """A 7 KB body that inflates to 4 GB: before, a 302 carrying it took the fetch to
-    MemoryError (GBs of RSS); its body is now never read, and as a page it stops at the cap."""
+    MemoryError (GBs of RSS); its body is now never read, as a page it stops at the cap,
+    and as a robots.txt at 512 KiB."""
     bomb = gzip_bomb()
     assert len(bomb) < 16 * 1024
 
     def handler(conn: socket.socket, path: str) -> None:
-        if path == "/doc":
+        if path in ("/doc", "/page"):
             page(conn)
             return
         status = "302 Found\r\nLocation: /doc" if path == "/moved" else "200 OK"
@@ -188,7 +189,11 @@ def test_a_gzip_bomb_is_never_inflated_behind_a_302_nor_past_the_cap(
         )
 
     server = serve(handler)
-    urls = {"redirect": server.url("/moved"), "page": server.url("/bomb")}
+    urls = {
+        "redirect": server.url("/moved"),
+        "page": server.url("/bomb"),
+        "robots": server.url("/page"),  # its robots.txt is the bomb, read to 512 KiB
+    }
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, json.dumps(urls)],
         capture_output=True,
@@ -201,6 +206,7 @@ def test_a_gzip_bomb_is_never_inflated_behind_a_302_nor_past_the_cap(
     assert out["redirect"]["kind"] == "ok", out
     assert out["redirect"]["redirects"] == [urls["redirect"]]
     assert out["page"]["kind"] == "too_large", out
+    assert out["robots"]["kind"] == "ok" and "/robots.txt" in server.paths, out
     for name in urls:
         assert out[name]["seconds"] < 5, out
         assert out[name]["grew_mb"] < 100, out
