@@ -21,11 +21,13 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import document_entry, invoke, write_config
 
+from tracker import transport
 from tracker.config import FetchSettings
 from tracker.errors import FetchError, printable
 from tracker.fetch import Fetcher
@@ -538,3 +540,41 @@ def test_the_measurement_script_runs_the_code_under_test() -> None:
         check=True,
     )
     assert done.stdout.strip().startswith(str(ROOT)), textwrap.shorten(done.stdout, 200)
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # connections stay open for the next request
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(PAGE)))
+        self.end_headers()
+        self.wfile.write(PAGE)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_kept_alive_connection_is_judged_again_for_another_document() -> None:
+    """A connection opened for a loopback document and kept in the pool is not reused by
+    a fetch whose own host is public: its peer address is judged before each request."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/doc"
+        fetcher = Fetcher(FetchSettings(timeout=5, retries=0, **QUIET))
+        assert fetcher.fetch(source(url)).body == PAGE  # the connection stays in the pool
+
+        def public(host: str, port: int) -> list[tuple[object, ...]]:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+        with (
+            transport.attempt("http://public.test/", 5, public),
+            pytest.raises(FetchError, match="loopback address") as refused,
+        ):
+            fetcher.session.get(url, timeout=5, allow_redirects=False)
+        assert refused.value.kind == "blocked_destination"
+    finally:
+        server.shutdown()
+        server.server_close()
