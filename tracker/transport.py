@@ -111,8 +111,8 @@ class Attempt:
             return
         raise FetchError(
             "blocked_destination",
-            f"refused to connect to {host} ({address}): a {kind} address, and the"
-            " document's own host is not one",
+            f"refused to connect to {host} ({address}): {_article(kind)} {kind} address, and"
+            " the document's own host is not one",
         )
 
     def watch(self, sock: socket.socket) -> None:
@@ -149,6 +149,10 @@ def _kind_of(address: str) -> str | None:
         return address_kind(ipaddress.ip_address(address.split("%", 1)[0]))
     except ValueError:
         return "reserved"  # not an address at all: never a public one
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _shut(sock: socket.socket) -> None:
