@@ -255,7 +255,7 @@ def test_an_endless_chunked_302_is_not_read(serve: Callable[..., RawServer]) -> 
         ("fe80::1", "link-local"),
         ("224.0.0.1", "multicast"),
         ("ff02::1", "multicast"),
-        ("100.64.0.1", "reserved"),  # carrier-grade NAT
+        ("100.64.0.1", "non-public"),  # carrier-grade NAT
         ("240.0.0.1", "reserved"),
         ("8.8.8.8", None),
         ("2606:4700:4700::1111", None),

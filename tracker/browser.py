@@ -48,6 +48,7 @@ from . import __version__, walls
 from .config import PROJECT_URL, FetchSettings
 from .errors import FetchError
 from .models import FetchResult, Source, Validators
+from .transport import address_kind
 
 log = logging.getLogger(__name__)
 
@@ -132,40 +133,19 @@ def find_chromium(configured: str | None = None) -> tuple[str | None, str]:
 _UNSANDBOXED: dict[str, str] = {}
 _UNSANDBOXED_LOCK = threading.Lock()
 
-_EMBEDDED_V4 = ipaddress.ip_network("64:ff9b::/96")  # NAT64: IPv4 addresses inside IPv6
-
 
 def private_address(address: str) -> str | None:
     """What kind of non-public address this is (for example 'loopback'), or None.
 
-    A page in the browser must not reach these unless the document itself is on one.
-    This mirrors the rule for plain HTTP redirects (issue 15: loopback, private and
-    link-local destinations are refused unless the document's own URL is such a host);
-    IPv6 forms that carry an IPv4 address (mapped, 6to4, Teredo, NAT64) are judged by it.
+    A page in the browser must not reach these unless the document itself is on one:
+    the same rule as plain fetches (`transport.address_kind`), for a written address
+    (a zone id such as `%eth0` is ignored; what does not parse is 'malformed').
     """
     try:
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
-            address.split("%", 1)[0]
-        )
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return "malformed"
-    if isinstance(ip, ipaddress.IPv6Address):
-        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if inner is None and ip in _EMBEDDED_V4:
-            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if inner is not None:
-            return private_address(str(inner))
-    for kind, hit in (
-        ("unspecified", ip.is_unspecified),
-        ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
-        ("multicast", ip.is_multicast),
-        ("reserved", ip.is_reserved),
-        ("private", ip.is_private),
-    ):
-        if hit:
-            return kind
-    return None if ip.is_global else "non-public"
+    return address_kind(ip)
 
 
 class Refused(Exception):

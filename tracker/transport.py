@@ -44,16 +44,22 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[tuple[Any, ...]]]
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # IPv4 addresses inside IPv6, translated
+
+
 def address_kind(address: Address) -> str | None:
     """None for a public address; else what kind of non-public address it is.
 
-    IPv4 inside IPv6 (mapped `::ffff:a.b.c.d`, 6to4, Teredo) is judged as the IPv4
-    address it carries, so `::ffff:169.254.169.254` is link-local like the original.
+    The one rule for plain fetches and the browser's gate. IPv4 inside IPv6 (mapped
+    `::ffff:a.b.c.d`, 6to4, Teredo, NAT64) is judged as the IPv4 address it carries, so
+    `::ffff:169.254.169.254` is link-local like the original.
     """
     if isinstance(address, ipaddress.IPv6Address):
         inner = address.ipv4_mapped or address.sixtofour
         if inner is None and address.teredo is not None:
             inner = address.teredo[1]
+        if inner is None and address in _NAT64:
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if inner is not None:
             return address_kind(inner)
     if address.is_unspecified:
@@ -68,7 +74,7 @@ def address_kind(address: Address) -> str | None:
         return "reserved"
     if address.is_private:
         return "private"
-    return None if address.is_global else "reserved"
+    return None if address.is_global else "non-public"  # e.g. carrier-grade NAT
 
 
 def resolve(host: str, port: int) -> list[tuple[Any, ...]]:
