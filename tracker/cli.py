@@ -886,8 +886,10 @@ def verify(obj: Context, repair: bool, as_json: bool, wait: float) -> None:
 def documents(obj: Context) -> None:
     """List the configured documents and what the store holds for each."""
     with obj.tracker() as tracker:
+        # One query for every row: a query per document took seconds at 40,000 documents.
+        rows = {row["id"]: row for row in tracker.index.db.table("documents").rows}
         for doc_id in tracker.known_documents():
-            row = tracker.index.document(doc_id) or {}
+            row = rows.get(doc_id) or {}
             source = tracker.config.source(doc_id)
             label = source.title if source else "(no longer configured)"
             versions = row.get("versions") or 0

@@ -185,7 +185,13 @@ class Config:
     flip_window: int = DEFAULT_FLIP_WINDOW
 
     def source(self, document_id: str) -> Source | None:
-        return next((s for s in self.sources if s.id == document_id), None)
+        """The configured document with this id, or None: a dict lookup, since commands
+        such as `documents` and `site build` ask once per document of tens of thousands."""
+        return self._by_id.get(document_id)
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Source]:
+        return {s.id: s for s in self.sources}
 
 
 def default_config_text() -> str:
