@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +33,7 @@ from .pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
 from .store import Capture, atomic_write, iso, parse_iso
 
 LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}
+FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; a day ahead is not that
 __all__ = ["TEXT_EXTRACTION", "ImportItem", "ImportReport", "import_items"]
 
 log = logging.getLogger(__name__)
@@ -372,6 +373,15 @@ def _import_one(
         content_type = "text/markdown; charset=utf-8"
     if item.error is not None:
         return "failed", None, item.error, pending
+    if item.captured_at > utcnow() + FUTURE_SLACK:
+        # A capture dated ahead would stay the latest version for years, and every live
+        # run until then would be judged against it: refused, as not the document.
+        ahead = FetchError(
+            "future",
+            f"dated {iso(item.captured_at)}, more than a day ahead of now:"
+            " check the file name, manifest.json or the archive's timestamp",
+        )
+        return "failed", None, ahead, pending
     url = source.url if source else (item.original_url or item.imported.get("file", ""))
     judged = source or Source(document, "", "", url)
     fetched = FetchResult(
