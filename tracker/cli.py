@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -21,10 +23,12 @@ import click
 
 from . import __version__
 from .config import CONFIG_NAME, Config, default_config_text, load_config
-from .errors import TrackerError
+from .errors import ArgumentError, TrackerError, os_error_line
 from .models import DocumentOutcome
 from .pipeline import Tracker
 from .store import iso
+
+log = logging.getLogger(__name__)
 
 STATUS_STYLE = {"new": "cyan", "changed": "yellow", "unchanged": None, "failed": "red"}
 
@@ -58,7 +62,12 @@ wait_option = click.option(
 
 
 class TrackerGroup(click.Group):
-    """Turns library errors into one-line messages with the right exit code."""
+    """Turns library errors into one-line messages with the right exit code.
+
+    OS errors too: a full or read-only disk under `site build`, `report` or `digest
+    --outbox` ended in a traceback that cron mailed to someone who needed one line
+    (`-vv` still logs the traceback). A damaged or full SQLite index likewise.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -66,6 +75,32 @@ class TrackerGroup(click.Group):
         except TrackerError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            # `tos-tracker documents | head`: the reader left; nothing to say, or to flush.
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the exit
+            ctx.exit(1)
+        except OSError as exc:
+            log.debug("%s failed", self._doing(ctx), exc_info=True)
+            click.echo(f"Error: {self._doing(ctx)}: {os_error_line(exc)}", err=True)
+            ctx.exit(1)
+        except sqlite3.DatabaseError as exc:
+            log.debug("%s failed", self._doing(ctx), exc_info=True)
+            text = str(exc)
+            if "full" in text or "I/O" in text:
+                hint = "is the disk full or failing? free some space and run again"
+            elif "readonly" in text or "read-only" in text:
+                hint = "its folder is read-only for this user"
+            elif "locked" in text:
+                hint = "another process holds it: run again"
+            else:
+                hint = "`tos-tracker reindex` rebuilds it from the store"
+            click.echo(f"Error: {self._doing(ctx)}: the index: {text} ({hint})", err=True)
+            ctx.exit(1)
+
+    @staticmethod
+    def _doing(ctx: click.Context) -> str:
+        """The command that failed, such as `tos-tracker site build`."""
+        return f"{ctx.command_path} {ctx.invoked_subcommand or ''}".strip()
 
 
 @click.group(cls=TrackerGroup)
@@ -624,6 +659,18 @@ def import_(
 
 
 @contextlib.contextmanager
+def _writing_into(folder: Path | None) -> Iterator[None]:
+    """Name `folder` in an OS error that names no file: a write that fails for a full
+    disk says only "No space left on device", and the reader needs to know where."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and folder is not None:
+            exc.filename = str(folder)
+        raise
+
+
+@contextlib.contextmanager
 def _stop_on_sigterm() -> Iterator[None]:
     """SIGTERM ends the command as Ctrl-C does, so its `finally` blocks leave the index
     in line with the files (a service manager stopping an import mid-way)."""
@@ -656,14 +703,14 @@ def report(obj: Context, out_dir: Path, documents: tuple[str, ...]) -> None:
     """Write an HTML change report per change, plus an index page."""
     from .report import write_report
 
-    with obj.tracker() as tracker:
+    with obj.tracker() as tracker, _writing_into(out_dir):
         for document in documents:
             tracker.require_document(document)
         index, pages = write_report(tracker, out_dir, list(documents) or None)
     click.echo(f"Wrote {len(pages)} change pages; open {index.resolve().as_uri()}")
 
 
-@cli.group()
+@cli.group(cls=TrackerGroup)
 def site() -> None:
     """The static report site: pages, Atom feeds, changes.json and documents.json."""
 
@@ -680,9 +727,9 @@ def site() -> None:
 @pass_context
 def site_build(obj: Context, out_dir: Path | None, full: bool, as_json: bool) -> None:
     """Build the site, rewriting only what changed since the last build."""
-    from .site import build_site
+    from .site import build_site, default_out
 
-    with obj.tracker() as tracker:
+    with obj.tracker() as tracker, _writing_into(out_dir or default_out(obj.config)):
         stats = build_site(tracker, out_dir, full=full)
     if as_json:
         click.echo(json.dumps({**stats.__dict__, "out": str(stats.out)}, indent=2))
@@ -698,7 +745,13 @@ def site_build(obj: Context, out_dir: Path | None, full: bool, as_json: bool) ->
     help="The built site (default: [site] out, else 'site' beside the store).",
 )
 @click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, help="Port (0: any free port).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port (0: any free port).",
+)
 @click.option("--no-build", is_flag=True, help="Serve as it is, without bringing it up to date.")
 @pass_context
 def site_serve(obj: Context, out_dir: Path | None, bind: str, port: int, no_build: bool) -> None:
@@ -709,7 +762,16 @@ def site_serve(obj: Context, out_dir: Path | None, bind: str, port: int, no_buil
     if not no_build:
         with obj.tracker() as tracker:
             click.echo(build_site(tracker, out).line())
-    serve(out, bind, port, ready=lambda url: click.echo(f"Serving {out} at {url} (Ctrl-C stops)"))
+    try:
+        serve(
+            out, bind, port, ready=lambda url: click.echo(f"Serving {out} at {url} (Ctrl-C stops)")
+        )
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        reason = exc.strerror or str(exc)
+        raise ArgumentError(
+            f"cannot listen on {bind}:{port}: {reason} (choose another --port or --bind;"
+            " --port 0 takes any free port)"
+        ) from None
 
 
 @cli.command()
@@ -758,7 +820,7 @@ def digest(
     if dry_run and outbox is not None:
         raise click.UsageError("give --dry-run or --outbox, not both")
     mode = "dry-run" if dry_run else "outbox" if outbox is not None else "send"
-    with obj.tracker() as tracker:
+    with obj.tracker() as tracker, _writing_into(outbox):
         outcomes = run_digests(
             tracker, ids, mode=mode, outbox=outbox, include_all=include_all, wait=wait
         )

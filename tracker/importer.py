@@ -186,17 +186,42 @@ def _manifest_entries(folder: Path) -> dict[str, dict[str, Any]]:
             continue
         try:
             data = json.loads(candidate.read_text(encoding="utf-8"))
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         entries = data.get("captures", data) if isinstance(data, dict) else data
         out = {}
-        for entry in entries if isinstance(entries, list) else []:
+        for position, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
+            if not isinstance(entry, dict):
+                raise TrackerError(
+                    f"{candidate}: entry #{position} is {type(entry).__name__}, not an object"
+                    ' such as {"file": "2024-05-02.html", "captured_at": "2024-05-02T12:00:00Z"}'
+                )
             file = str(entry.get("file", ""))
             if Path(file).parent.name in ("", folder.name) or candidate.parent == folder:
+                _check_manifest_entry(candidate, position, entry)
                 out[Path(file).name] = entry
         if out:
             return out
     return {}
+
+
+def _check_manifest_entry(manifest: Path, position: int, entry: dict[str, Any]) -> None:
+    """Refuse, in one line, an entry whose values the import would trip over later: a
+    `captured_at` that is not an ISO time, a `file` or `original_url` that is not text."""
+    where = f"{manifest}: entry #{position}"
+    for key in ("file", "original_url"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise TrackerError(f"{where}: '{key}' must be a string, got {entry[key]!r:.80}")
+    when = entry.get("captured_at")
+    if when in (None, ""):
+        return
+    try:
+        parse_iso(when)
+    except (ValueError, TypeError, AttributeError, OverflowError):
+        raise TrackerError(
+            f"{where}: 'captured_at' must be an ISO 8601 time such as"
+            f" '2024-05-02T12:00:00Z', got {when!r:.80}"
+        ) from None
 
 
 def git_items(repo: Path, path: str) -> list[ImportItem]:
@@ -256,12 +281,28 @@ def wayback_captures(
     result = fetcher.fetch(Source("wayback/cdx", "", "", query, browser_fallback=False))
     try:
         rows = json.loads(result.body or b"[]")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise TrackerError(f"the CDX API at {base} did not answer JSON") from None
     if not rows:
         return []
+    # The answer is a table: a header row naming the columns, then one row per capture,
+    # every cell a string. Anything else (another API, a proxy's page) is said in one line.
+    wrong = f"the CDX API at {base} answered JSON that is not its table of captures"
+    if not isinstance(rows, list) or not all(
+        isinstance(r, list) and all(isinstance(c, str) for c in r) for r in rows
+    ):
+        raise TrackerError(f"{wrong}: expected a list of rows of strings")
     header, *data = rows
-    at = {name: header.index(name) for name in ("timestamp", "original", "mimetype")}
+    columns = ("timestamp", "original", "mimetype")
+    missing = [name for name in columns if name not in header]
+    if missing:
+        raise TrackerError(f"{wrong}: its header has no {', '.join(missing)} column")
+    at = {name: header.index(name) for name in columns}
+    for number, row in enumerate(data, start=2):
+        if len(row) != len(header):
+            raise TrackerError(
+                f"{wrong}: row {number} has {len(row)} cells, the header {len(header)}"
+            )
     return [(r[at["timestamp"]], r[at["original"]], r[at["mimetype"]]) for r in data]
 
 
