@@ -282,3 +282,16 @@ def test_captures_dated_ahead_are_skipped_as_future(tmp_path: Path) -> None:
     )
     assert history.exit_code == 0 and history.output.count('"captured_at"') == 1
     assert "2024-01-01" in history.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e9"])
+def test_seconds_on_the_command_line_are_finite_and_bounded(tmp_path: Path, value: str) -> None:
+    """click's FloatRange lets nan through: `--wait nan` and `--delay nan` are refused."""
+    (tmp_path / "tracker.toml").write_text(DOC, encoding="utf-8")
+    config = str(tmp_path / "tracker.toml")
+    for args in (["verify", "--wait", value], ["import", "a", "--wayback", "--delay", value]):
+        result = CliRunner().invoke(cli, ["--config", config, *args], catch_exceptions=False)
+        assert result.exit_code == 2, result.output
+        option = args[-2]
+        assert f"Error: Invalid value for '{option}':" in result.output
+    assert not (tmp_path / "snapshots").exists()

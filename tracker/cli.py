@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sqlite3
@@ -50,10 +51,27 @@ class Context:
 
 pass_context = click.make_pass_decorator(Context)
 
+
+class Seconds(click.FloatRange):
+    """Seconds from 0 to a day: click's FloatRange lets `nan` and `inf` through (every
+    comparison with nan is false), and `--wait nan` or `--delay inf` would never end."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, max=86_400)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds (0 to 86400)", param, ctx)
+        return number
+
+
 # Every command that takes the store's lock: wait for a run holding it, or exit 3.
 wait_option = click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=0,
     show_default=True,
     metavar="SECONDS",
@@ -573,7 +591,7 @@ def blame(obj: Context, document: str, text: str, as_json: bool) -> None:
 )
 @click.option(
     "--delay",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=2.0,
     show_default=True,
     help="Wayback: seconds between requests.",
