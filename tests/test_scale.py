@@ -38,6 +38,11 @@ def test_documents_lists_twenty_thousand_quickly(workdir: Path) -> None:
     with Tracker.open(load_config(workdir / "tracker.toml")) as tracker:
         for doc in ("p199/d19999", "old/gone"):
             import_items(tracker, doc, [ImportItem(when, body, "text", {"source": "test"})])
+    # Reading the configuration is linear work, timed on this machine under its present
+    # load; the listing may cost a few times that, not the 5-10 times a scan per document took.
+    started = time.perf_counter()
+    load_config(workdir / "tracker.toml")
+    reading = time.perf_counter() - started
     started = time.perf_counter()
     result = invoke("documents")
     seconds = time.perf_counter() - started
@@ -47,4 +52,4 @@ def test_documents_lists_twenty_thousand_quickly(workdir: Path) -> None:
     stored = next(line for line in lines if line.startswith("p199/d19999 "))
     assert stored.split()[1] == "1" and "Doc 19999" in stored
     assert lines[-1].startswith("old/gone ") and "(no longer configured)" in lines[-1]
-    assert seconds < 6, f"documents took {seconds:.1f} s for 20,000 documents"
+    assert seconds < 3 * reading + 1, f"documents: {seconds:.1f} s, reading: {reading:.1f} s"
