@@ -230,3 +230,26 @@ def test_a_malformed_cdx_answer_is_one_line(
     (line,) = result.output.splitlines()
     assert line.startswith(f"Error: the CDX API at {base} ")
     assert message in line
+
+
+def test_a_reader_that_leaves_early_gets_no_error(tmp_path: Path) -> None:
+    """`documents | head -1`: a closed pipe is not a failure to report (as before the
+    handler for OS errors), so the OS error handler lets click end it quietly."""
+    entries = [
+        f'[[documents]]\nid = "p/d{n}"\nservice = "S"\ntitle = "T"\nurl = "https://e.org/{n}"\n'
+        for n in range(3000)  # ~300 KB of listing: more than a pipe holds
+    ]
+    (tmp_path / "tracker.toml").write_text("\n".join(entries), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "documents"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"p/d0 ")
+    proc.stdout.close()
+    error = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert error == ""

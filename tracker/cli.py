@@ -8,10 +8,10 @@ document failed (the others are still recorded), 2 usage or configuration error,
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
-import os
 import signal
 import sqlite3
 import sys
@@ -93,11 +93,9 @@ class TrackerGroup(click.Group):
         except TrackerError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-        except BrokenPipeError:
-            # `tos-tracker documents | head`: the reader left; nothing to say, or to flush.
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the exit
-            ctx.exit(1)
         except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # `documents | head`: the reader left; click exits 1 without a word
             log.debug("%s failed", self._doing(ctx), exc_info=True)
             click.echo(f"Error: {self._doing(ctx)}: {os_error_line(exc)}", err=True)
             ctx.exit(1)
