@@ -253,3 +253,21 @@ def test_a_reader_that_leaves_early_gets_no_error(tmp_path: Path) -> None:
     error = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert error == ""
+
+
+def test_an_unreadable_index_is_one_line_and_reindex_sets_it_aside(store: Path) -> None:
+    (store / "tracker.db").write_bytes(b"not SQLite at all, " * 500)
+    for suffix in ("-wal", "-shm"):
+        (store / f"tracker.db{suffix}").unlink(missing_ok=True)
+    done = cli_run(store, "documents")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        "Error: tos-tracker documents: the index: file is not a database"
+        " (`tos-tracker reindex` rebuilds it from the store, setting it aside)"
+    )
+    done = cli_run(store, "reindex")
+    assert done.returncode == 0, done.stderr
+    assert f"{store / 'tracker.db'} was unreadable (file is not a database)" in done.stderr
+    assert (store / "tracker.db.damaged").read_bytes().startswith(b"not SQLite")
+    listed = cli_run(store, "documents")
+    assert listed.returncode == 0 and listed.stdout.split()[:2] == ["acme/terms", "2"]

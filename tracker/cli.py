@@ -109,7 +109,7 @@ class TrackerGroup(click.Group):
             elif "locked" in text:
                 hint = "another process holds it: run again"
             else:
-                hint = "`tos-tracker reindex` rebuilds it from the store"
+                hint = "`tos-tracker reindex` rebuilds it from the store, setting it aside"
             click.echo(f"Error: {self._doing(ctx)}: the index: {text} ({hint})", err=True)
             ctx.exit(1)
 
@@ -875,7 +875,17 @@ def reindex(obj: Context) -> None:
     started = time.perf_counter()
     store = Store(config.store_path)
     with store.lock():
-        index = Index(config.index_path, config.topics)
+        try:
+            index = Index(config.index_path, config.topics)
+        except sqlite3.DatabaseError as exc:
+            # Rebuilt from the files alone, so an index SQLite cannot read is set aside.
+            aside = config.index_path.with_name(config.index_path.name + ".damaged")
+            for suffix in ("", "-wal", "-shm"):
+                damaged = Path(f"{config.index_path}{suffix}")
+                if damaged.exists():
+                    damaged.replace(Path(f"{aside}{suffix}"))
+            click.echo(f"{config.index_path} was unreadable ({exc}); moved to {aside}", err=True)
+            index = Index(config.index_path, config.topics)
         try:
             counts = index.rebuild(store, config.sources)
         finally:
