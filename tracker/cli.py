@@ -1,8 +1,9 @@
 """The `tos-tracker` command: parses options, calls the library, reports.
 
 Exit codes, for cron: 0 all documents fetched (changed or not), 1 at least one
-document failed (the others are still recorded), 2 usage or configuration error,
-3 another run holds the store's lock.
+document failed (the others are still recorded) or a file could not be written or
+read (a full disk: one line, no traceback), 2 usage or configuration error, 3
+another run holds the store's lock.
 """
 
 from __future__ import annotations
