@@ -271,3 +271,19 @@ def test_an_unreadable_index_is_one_line_and_reindex_sets_it_aside(store: Path) 
     assert (store / "tracker.db.damaged").read_bytes().startswith(b"not SQLite")
     listed = cli_run(store, "documents")
     assert listed.returncode == 0 and listed.stdout.split()[:2] == ["acme/terms", "2"]
+
+
+@pytest.mark.parametrize("base", ["http://[::1", "http://archive.test:99999", "ftp://archive.test"])
+def test_a_malformed_wayback_url_is_one_line_exit_2(tmp_path: Path, base: str) -> None:
+    doc = '[[documents]]\nid = "a"\nservice = "S"\ntitle = "T"\nurl = "https://example.org/"\n'
+    (tmp_path / "tracker.toml").write_text(doc, encoding="utf-8")
+    config = str(tmp_path / "tracker.toml")
+    args = ["--config", config, "import", "a", "--wayback", "--wayback-url", base, "--delay", "0"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.output == (
+        "Error: --wayback-url must be an http(s) URL with a host such as"
+        f" 'https://web.archive.org', got {base!r}\n"
+    )
+    verified = CliRunner().invoke(cli, ["--config", config, "verify"], catch_exceptions=False)
+    assert verified.exit_code == 0, verified.output  # no journal or leftover stays behind

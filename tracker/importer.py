@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from .errors import FetchError, TrackerError
+from .errors import ArgumentError, FetchError, TrackerError
 from .extract import extraction_key
 from .fetch import Fetcher, utcnow
 from .index import compute_change
@@ -270,6 +270,16 @@ def wayback_captures(
     fetcher: Fetcher, base: str, url: str, since: str | None = None, until: str | None = None
 ) -> list[tuple[str, str, str]]:
     """(timestamp, original URL, mimetype) of distinct 200 captures, oldest first (CDX API)."""
+    try:  # `--wayback-url http://[::1` raised ValueError deep in the fetcher: a traceback
+        parts = urlsplit(base)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ArgumentError(
+            f"--wayback-url must be an http(s) URL with a host such as"
+            f" 'https://web.archive.org', got {base[:200]!r}"
+        )
     query = (
         f"{base.rstrip('/')}/cdx/search/cdx?url={quote(url, safe='')}&output=json"
         "&fl=timestamp,original,statuscode,digest,mimetype&filter=statuscode:200&collapse=digest"
