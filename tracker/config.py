@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .bounds import BOUNDS, check_number
 from .errors import ConfigError, check_keys
 from .extract_rules import soupsieve_problem
 from .models import NoiseFilters, Source
@@ -30,6 +31,11 @@ PROJECT_URL = "https://github.com/tos-tracker/tos-tracker"
 
 # Slugs become folder names under the store, so keep them to a safe alphabet.
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+# ...and to a length every file system takes: an id is a path under the store and the
+# site (`site/documents/<id>/changes/<time>.html`), and a name past 255 bytes is ENAMETOOLONG.
+MAX_ID_CHARS = 128
+MAX_ID_PART_CHARS = 64
+MAX_URL_CHARS = 8192
 
 DOCUMENT_KEYS = {
     "id",
@@ -66,7 +72,16 @@ NOISE_KEYS = {"replace", "remove", "drop_params", "flip_window"}
 DOCUMENT_NOISE_KEYS = {"replace", "remove", "drop_params"}
 REPLACE_KEYS = {"pattern", "with"}
 DEFAULT_FLIP_WINDOW = 5
-SMTP_KEYS = {"host", "port", "security", "username", "sender", "ca_file", "timeout"}
+SMTP_KEYS = {
+    "host",
+    "port",
+    "security",
+    "username",
+    "sender",
+    "ca_file",
+    "timeout",
+    "allow_plaintext_password",
+}
 SMTP_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 DIGEST_KEYS = {"id", "to", "period", "topics", "documents", "cosmetic", "schedule"}
 # When `tos-tracker schedule` sends each digest unless it says otherwise (its own cron).
@@ -141,6 +156,8 @@ class SmtpSettings:
     username: str | None = None
     ca_file: Path | None = None  # trust this CA (a private one) instead of the system's
     timeout: float = 30.0
+    # A password is only sent over TLS or STARTTLS unless the configuration says this.
+    allow_plaintext_password: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,7 +202,13 @@ class Config:
     flip_window: int = DEFAULT_FLIP_WINDOW
 
     def source(self, document_id: str) -> Source | None:
-        return next((s for s in self.sources if s.id == document_id), None)
+        """The configured document with this id, or None: a dict lookup, since commands
+        such as `documents` and `site build` ask once per document of tens of thousands."""
+        return self._by_id.get(document_id)
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Source]:
+        return {s.id: s for s in self.sources}
 
 
 def default_config_text() -> str:
@@ -260,12 +283,11 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
     noise_table = _table(data, "noise", name)
     check_keys(noise_table, NOISE_KEYS, f"{name}: [noise]")
     global_noise = parse_noise(noise_table, f"{name}: [noise]")
-    flip_window = noise_table.get("flip_window", DEFAULT_FLIP_WINDOW)
-    if not isinstance(flip_window, int) or isinstance(flip_window, bool) or flip_window < 0:
-        raise ConfigError(
-            f"{name}: [noise] key 'flip_window' must be an integer >= 0"
-            f" (0 or 1: no flip detection), got {flip_window!r}"
-        )
+    flip_window = check_number(
+        noise_table.get("flip_window", DEFAULT_FLIP_WINDOW),
+        "noise.flip_window",
+        f"{name}: [noise] key 'flip_window'",
+    )
 
     documents = data.get("documents", [])
     if not isinstance(documents, list):
@@ -280,6 +302,7 @@ def parse_config(text: str, *, name: str, root: Path) -> Config:
             )
         seen.add(source.id)
         sources.append(dataclasses.replace(source, noise=global_noise.plus(source.noise)))
+    _refuse_nested_ids(seen, name)
     smtp = _parse_smtp(data["smtp"], name, root) if "smtp" in data else None
     digests = _parse_digests(data.get("digests", []), name, topics, sources, schedule.timezone)
     return Config(
@@ -306,12 +329,9 @@ def _parse_site(table: dict[str, Any], name: str, root: Path) -> SiteSettings:
     site_url = None
     if "site_url" in table:
         site_url = _string(table["site_url"], f"{name}: [site] key 'site_url'").strip()
-        parts = urlsplit(site_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"{name}: [site] key 'site_url' must be an http(s) URL such as"
-                f" 'https://example.org/terms/', got {site_url!r}"
-            )
+        site_url = _http_url(
+            site_url, f"{name}: [site] key 'site_url'", "https://example.org/terms/"
+        )
         site_url = site_url.rstrip("/") + "/"
     title = _string(table.get("title", "tos-tracker"), f"{name}: [site] key 'title'")
     after_run = table.get("build_after_run", False)
@@ -343,7 +363,7 @@ def _parse_smtp(table: Any, name: str, root: Path) -> SmtpSettings:
             f" got {security!r}"
         )
     port = table.get("port", SMTP_DEFAULT_PORTS[security])
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+    if not BOUNDS["smtp.port"].accepts(port):
         raise ConfigError(f"{where} key 'port' must be a port number (1-65535), got {port!r}")
     sender = _address(table["sender"], f"{where} key 'sender'")
     username = None
@@ -354,8 +374,18 @@ def _parse_smtp(table: Any, name: str, root: Path) -> SmtpSettings:
         ca_file = root / _string(table["ca_file"], f"{where} key 'ca_file'")
         if not ca_file.is_file():
             raise ConfigError(f"{where} key 'ca_file': no such file {str(ca_file)!r}")
-    timeout = _number(table.get("timeout", 30), f"{where} key 'timeout'", minimum=1)
-    return SmtpSettings(host, port, security, sender, username, ca_file, timeout)
+    timeout = check_number(table.get("timeout", 30), "smtp.timeout", f"{where} key 'timeout'")
+    plaintext = _bool(
+        table.get("allow_plaintext_password", False),
+        f"{where} key 'allow_plaintext_password'",
+    )
+    if username and security == "none" and not plaintext:
+        raise ConfigError(
+            f"{where} key 'username' is set with security = \"none\": the password would cross"
+            ' the network unencrypted; use security = "starttls" or "tls", or set'
+            " allow_plaintext_password = true (a server on this machine or a trusted network)"
+        )
+    return SmtpSettings(host, port, security, sender, username, ca_file, timeout, plaintext)
 
 
 def _parse_digests(
@@ -380,10 +410,10 @@ def _parse_digests(
             if key not in entry:
                 raise ConfigError(f"{where}: missing required key '{key}'")
         digest_id = _string(entry["id"], f"{where}: key 'id'")
-        if not DIGEST_ID.match(digest_id):
+        if not DIGEST_ID.match(digest_id) or len(digest_id) > MAX_ID_PART_CHARS:
             raise ConfigError(
                 f"{where}: key 'id' must be a lowercase slug such as 'daily'"
-                " (letters, digits, '-', '_')"
+                f" (letters, digits, '-', '_'; at most {MAX_ID_PART_CHARS})"
             )
         if any(d.id == digest_id for d in digests):
             raise ConfigError(f"{where}: key 'id' duplicates an earlier digest")
@@ -460,24 +490,14 @@ def _parse_fetch(table: dict[str, Any], name: str, root: Path | None = None) -> 
     check_keys(table, FETCH_KEYS, f"{name}: [fetch]")
     defaults = FetchSettings()
     values: dict[str, Any] = {}
-    for key in ("timeout", "backoff", "max_retry_after", "host_delay"):
-        if key in table:
-            values[key] = _number(table[key], f"{name}: [fetch] key '{key}'", minimum=0)
-    if "max_shrink" in table:
-        values["max_shrink"] = _share(table["max_shrink"], f"{name}: [fetch] key 'max_shrink'")
+    numbers = [k.removeprefix("fetch.") for k in BOUNDS if k.startswith("fetch.")]
+    for key in numbers:
+        if key == "max_shrink" and key in table:
+            values[key] = _share(table[key], "fetch.max_shrink", f"{name}: [fetch] key '{key}'")
+        elif key in table:
+            values[key] = check_number(table[key], f"fetch.{key}", f"{name}: [fetch] key '{key}'")
     if "robots" in table:
         values["robots"] = _bool(table["robots"], f"{name}: [fetch] key 'robots'")
-    for key in ("retries", "workers", "per_host", "max_bytes", "min_chars", "confirm_shrink"):
-        if key in table:
-            minimum = 0 if key in ("retries", "min_chars") else 1
-            value = table[key]
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ConfigError(
-                    f"{name}: [fetch] key '{key}' must be an integer >= {minimum}, got {value!r}"
-                )
-            values[key] = value
-    if "timeout" in values and values["timeout"] == 0:
-        raise ConfigError(f"{name}: [fetch] key 'timeout' must be more than 0")
     if "user_agent" in table:
         values["user_agent"] = _string(table["user_agent"], f"{name}: [fetch] key 'user_agent'")
     if "browser_path" in table:
@@ -523,9 +543,9 @@ def selector_problem(selector: str) -> str | None:
 def _parse_document(entry: Any, position: int, name: str) -> Source:
     if not isinstance(entry, dict):
         raise ConfigError(f"{name}: documents entry #{position} must be a table")
-    label = (
-        f"document '{entry['id']}'" if isinstance(entry.get("id"), str) else f"document #{position}"
-    )
+    label = f"document #{position}"
+    if isinstance(entry.get("id"), str):  # shortened: a 10,000-character id is one line too
+        label = f"document '{entry['id'][:80]}{'…' if len(entry['id']) > 80 else ''}'"
     where = f"{name}: {label}"
     check_keys(entry, DOCUMENT_KEYS, where)
     for key in REQUIRED_DOCUMENT_KEYS:
@@ -540,10 +560,13 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
             f"{where}: key 'id' must be a lowercase slug such as 'azure-openai/code-of-conduct'"
             " (letters, digits, '.', '-', '_', parts separated by '/')"
         )
-    url = entry["url"]
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
-        raise ConfigError(f"{where}: key 'url' must be an http(s) URL with a host, got {url!r}")
+    longest = max(len(part) for part in doc_id.split("/"))
+    if len(doc_id) > MAX_ID_CHARS or longest > MAX_ID_PART_CHARS:
+        raise ConfigError(
+            f"{where}: key 'id' is too long ({len(doc_id)} characters, longest part {longest}):"
+            f" at most {MAX_ID_CHARS}, and {MAX_ID_PART_CHARS} between two '/'"
+        )
+    url = _http_url(entry["url"], f"{where}: key 'url'", "https://example.org/terms")
     selectors: dict[str, tuple[str, ...]] = {}
     for key in ("select", "remove"):
         value = entry.get(key, [])
@@ -562,13 +585,11 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
     if not isinstance(hosts, list) or not all(isinstance(h, str) and h.strip() for h in hosts):
         raise ConfigError(f"{where}: key 'allow_hosts' must be a list of host names")
     min_chars = entry.get("min_chars")
-    if min_chars is not None and (
-        not isinstance(min_chars, int) or isinstance(min_chars, bool) or min_chars < 0
-    ):
-        raise ConfigError(f"{where}: key 'min_chars' must be an integer >= 0, got {min_chars!r}")
+    if min_chars is not None:
+        min_chars = check_number(min_chars, "document.min_chars", f"{where}: key 'min_chars'")
     max_shrink = entry.get("max_shrink")
     if max_shrink is not None:
-        max_shrink = _share(max_shrink, f"{where}: key 'max_shrink'")
+        max_shrink = _share(max_shrink, "document.max_shrink", f"{where}: key 'max_shrink'")
     noise = NoiseFilters()
     if "noise" in entry:
         table = entry["noise"]
@@ -599,14 +620,60 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
     )
 
 
+def _refuse_nested_ids(ids: set[str], name: str) -> None:
+    """Refuse `a` beside `a/b`: each id is a folder of the store and of the site, so one
+    would live inside the other's folder (`a/b/` among `a/`'s captures, `a/changes` in
+    `a`'s change pages). Checked by prefix, so linear in the number of documents."""
+    for doc_id in sorted(ids):
+        parts = doc_id.split("/")
+        for depth in range(1, len(parts)):
+            outer = "/".join(parts[:depth])
+            if outer in ids:
+                raise ConfigError(
+                    f"{name}: document '{doc_id}': key 'id' lies inside document '{outer}'"
+                    f" (each id is a folder of the store and the site); rename one, such as"
+                    f" '{outer}' to '{outer}/main'"
+                )
+
+
+def _http_url(value: Any, where: str, example: str) -> str:
+    """An http(s) URL with a host, parsed as strictly as the fetcher will: urllib raises
+    ValueError on `http://[::1` or a port of 99999, which reached the user as a traceback."""
+    url = _string(value, where)
+    problem = ""
+    if len(url) > MAX_URL_CHARS:
+        problem = f"longer than {MAX_URL_CHARS} characters"
+    elif any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        problem = "it contains spaces or control characters"
+    else:
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # reading it is the check: a port out of range raises
+        except ValueError as exc:
+            problem = str(exc)
+        else:
+            if port == 0:
+                problem = "port 0 cannot be connected to"
+            elif parts.scheme not in ("http", "https"):
+                problem = "the scheme is not http or https"
+            elif not parts.hostname:
+                problem = "it has no host"
+    if problem:
+        raise ConfigError(
+            f"{where} must be an http(s) URL with a host such as {example!r} ({problem}),"
+            f" got {url[:200]!r}"
+        )
+    return url
+
+
 def _bool(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{where} must be true or false, got {value!r}")
     return value
 
 
-def _share(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+def _share(value: Any, key: str, where: str) -> float:
+    if not BOUNDS[key].accepts(value):
         raise ConfigError(f"{where} must be a share between 0 and 1 (0.5 is half), got {value!r}")
     return float(value)
 
@@ -676,9 +743,3 @@ def _string(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{where} must be a string, got {value!r}")
     return value
-
-
-def _number(value: Any, where: str, *, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise ConfigError(f"{where} must be a number >= {minimum}, got {value!r}")
-    return float(value)

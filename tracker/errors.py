@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Collection, Mapping
 
@@ -81,3 +82,39 @@ def printable(text: str, limit: int = 300) -> str:
     `limit` characters. For words that come from a server, such as a reason phrase."""
     text = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# What to do about an OS error a command cannot work around, by errno.
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space and run again",
+    errno.EDQUOT: "the disk quota is used up: free some space and run again",
+    errno.EROFS: "choose a folder on a writable file system",
+    errno.EACCES: "check the permissions of the file and its folder",
+    errno.EPERM: "check the permissions of the file and its folder",
+    errno.EFBIG: "the file is larger than this system allows",
+    errno.ENAMETOOLONG: "the path is too long for this file system",
+}
+_WRITING = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OS error that ends a command: the file when known, the system's
+    reason, and what to do (a full disk says so, rather than ending in a traceback)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    hint = _OS_HINTS.get(exc.errno or 0)
+    files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    where = " -> ".join(files)
+    if where and exc.errno in _WRITING:  # a copy's source is fine: name the target
+        text = f"could not write {files[-1]}: {reason}"
+    elif where:
+        text = f"{where}: {reason}"
+    else:
+        text = reason
+    return f"{text} ({hint})" if hint else text
+
+
+class ArgumentError(TrackerError):
+    """A command-line value that cannot be used as given (a port already in use); said in
+    one line with exit code 2, as click says an invalid option."""
+
+    exit_code = 2

@@ -19,12 +19,12 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from .errors import FetchError, TrackerError
+from .errors import ArgumentError, FetchError, TrackerError
 from .extract import extraction_key
 from .fetch import Fetcher, utcnow
 from .index import compute_change
@@ -33,6 +33,7 @@ from .pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
 from .store import Capture, atomic_write, iso, parse_iso
 
 LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}
+FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; a day ahead is not that
 __all__ = ["TEXT_EXTRACTION", "ImportItem", "ImportReport", "import_items"]
 
 log = logging.getLogger(__name__)
@@ -185,17 +186,42 @@ def _manifest_entries(folder: Path) -> dict[str, dict[str, Any]]:
             continue
         try:
             data = json.loads(candidate.read_text(encoding="utf-8"))
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         entries = data.get("captures", data) if isinstance(data, dict) else data
         out = {}
-        for entry in entries if isinstance(entries, list) else []:
+        for position, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
+            if not isinstance(entry, dict):
+                raise TrackerError(
+                    f"{candidate}: entry #{position} is {type(entry).__name__}, not an object"
+                    ' such as {"file": "2024-05-02.html", "captured_at": "2024-05-02T12:00:00Z"}'
+                )
             file = str(entry.get("file", ""))
             if Path(file).parent.name in ("", folder.name) or candidate.parent == folder:
+                _check_manifest_entry(candidate, position, entry)
                 out[Path(file).name] = entry
         if out:
             return out
     return {}
+
+
+def _check_manifest_entry(manifest: Path, position: int, entry: dict[str, Any]) -> None:
+    """Refuse, in one line, an entry whose values the import would trip over later: a
+    `captured_at` that is not an ISO time, a `file` or `original_url` that is not text."""
+    where = f"{manifest}: entry #{position}"
+    for key in ("file", "original_url"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise TrackerError(f"{where}: '{key}' must be a string, got {entry[key]!r:.80}")
+    when = entry.get("captured_at")
+    if when in (None, ""):
+        return
+    try:
+        parse_iso(when)
+    except (ValueError, TypeError, AttributeError, OverflowError):
+        raise TrackerError(
+            f"{where}: 'captured_at' must be an ISO 8601 time such as"
+            f" '2024-05-02T12:00:00Z', got {when!r:.80}"
+        ) from None
 
 
 def git_items(repo: Path, path: str) -> list[ImportItem]:
@@ -244,6 +270,16 @@ def wayback_captures(
     fetcher: Fetcher, base: str, url: str, since: str | None = None, until: str | None = None
 ) -> list[tuple[str, str, str]]:
     """(timestamp, original URL, mimetype) of distinct 200 captures, oldest first (CDX API)."""
+    try:  # `--wayback-url http://[::1` raised ValueError deep in the fetcher: a traceback
+        parts = urlsplit(base)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ArgumentError(
+            f"--wayback-url must be an http(s) URL with a host such as"
+            f" 'https://web.archive.org', got {base[:200]!r}"
+        )
     query = (
         f"{base.rstrip('/')}/cdx/search/cdx?url={quote(url, safe='')}&output=json"
         "&fl=timestamp,original,statuscode,digest,mimetype&filter=statuscode:200&collapse=digest"
@@ -255,12 +291,28 @@ def wayback_captures(
     result = fetcher.fetch(Source("wayback/cdx", "", "", query, browser_fallback=False))
     try:
         rows = json.loads(result.body or b"[]")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise TrackerError(f"the CDX API at {base} did not answer JSON") from None
     if not rows:
         return []
+    # The answer is a table: a header row naming the columns, then one row per capture,
+    # every cell a string. Anything else (another API, a proxy's page) is said in one line.
+    wrong = f"the CDX API at {base} answered JSON that is not its table of captures"
+    if not isinstance(rows, list) or not all(
+        isinstance(r, list) and all(isinstance(c, str) for c in r) for r in rows
+    ):
+        raise TrackerError(f"{wrong}: expected a list of rows of strings")
     header, *data = rows
-    at = {name: header.index(name) for name in ("timestamp", "original", "mimetype")}
+    columns = ("timestamp", "original", "mimetype")
+    missing = [name for name in columns if name not in header]
+    if missing:
+        raise TrackerError(f"{wrong}: its header has no {', '.join(missing)} column")
+    at = {name: header.index(name) for name in columns}
+    for number, row in enumerate(data, start=2):
+        if len(row) != len(header):
+            raise TrackerError(
+                f"{wrong}: row {number} has {len(row)} cells, the header {len(header)}"
+            )
     return [(r[at["timestamp"]], r[at["original"]], r[at["mimetype"]]) for r in data]
 
 
@@ -383,6 +435,15 @@ def _import_one(
         content_type = "text/markdown; charset=utf-8"
     if item.error is not None:
         return "failed", None, item.error, pending
+    if item.captured_at > utcnow() + FUTURE_SLACK:
+        # A capture dated ahead would stay the latest version for years, and every live
+        # run until then would be judged against it: refused, as not the document.
+        ahead = FetchError(
+            "future",
+            f"dated {iso(item.captured_at)}, more than a day ahead of now:"
+            " check the file name, manifest.json or the archive's timestamp",
+        )
+        return "failed", None, ahead, pending
     url = source.url if source else (item.original_url or item.imported.get("file", ""))
     judged = source or Source(document, "", "", url)
     fetched = FetchResult(

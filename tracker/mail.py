@@ -54,6 +54,12 @@ def send(message: EmailMessage, settings: SmtpSettings) -> dict[str, tuple[int, 
     """
     secret = password(settings)
     where = f"{settings.host}:{settings.port}"
+    if secret is not None and settings.security == "none" and not settings.allow_plaintext_password:
+        # The configuration refuses this already; settings built in code are held to it too.
+        raise ConfigError(
+            f'[smtp] security = "none" would send the password to {where} unencrypted;'
+            " use starttls or tls, or set allow_plaintext_password = true"
+        )
     try:
         context = tls_context(settings) if settings.security != "none" else None
         smtp: smtplib.SMTP

@@ -64,7 +64,8 @@ class Tracker:
 
     def known_documents(self) -> list[str]:
         ids = [s.id for s in self.config.sources]
-        return ids + [d for d in self.store.documents() if d not in ids]
+        configured = set(ids)  # a set: a list here made the check quadratic in documents
+        return ids + [d for d in self.store.documents() if d not in configured]
 
     def require_document(self, document: str) -> None:
         if document not in self.known_documents():

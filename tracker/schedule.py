@@ -11,6 +11,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ConfigError
@@ -90,7 +91,7 @@ def parse_cron(expression: str, timezone: str = "UTC", where: str = "cron expres
             " cron reads as either; use two schedules or leave one of them '*'"
         )
     try:
-        return CronTrigger(
+        trigger = CronTrigger(
             second=second,
             minute=minute,
             hour=hour,
@@ -103,6 +104,14 @@ def parse_cron(expression: str, timezone: str = "UTC", where: str = "cron expres
         raise ConfigError(
             f"{where}: {expression!r} is not a valid cron expression: {exc}"
         ) from None
+    # '0 0 31 2 *' (31 February) is valid field by field and never fires: the job would
+    # silently never run. APScheduler answers None when no time up to year 9999 matches.
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        raise ConfigError(
+            f"{where}: {expression!r} never fires (no date matches its day and month);"
+            " check the day of the month against the months"
+        )
+    return trigger
 
 
 def serve(

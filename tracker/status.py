@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from .bounds import DAY, MAX_DURATION_DAYS
 from .errors import ConfigError
 from .store import parse_iso
 
@@ -26,11 +27,20 @@ def parse_duration(text: str | int | float, where: str = "duration") -> timedelt
     if isinstance(text, bool):
         raise ConfigError(f"{where} must be a duration such as '24h', got {text!r}")
     if isinstance(text, int | float):
-        return timedelta(seconds=float(text))
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ConfigError(f"{where} must be a duration such as '90m', '24h' or '2d', got {text!r}")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        seconds = float(text)
+    else:
+        match = _DURATION.match(str(text))
+        if not match:
+            raise ConfigError(
+                f"{where} must be a duration such as '90m', '24h' or '2d', got {text!r}"
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    # inf, nan and '99999999999999999d' made timedelta raise OverflowError: a traceback.
+    if not 0 <= seconds <= MAX_DURATION_DAYS * DAY:
+        raise ConfigError(
+            f"{where} must be a duration from 0 to {MAX_DURATION_DAYS}d, got {text!r}"
+        )
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
