@@ -582,8 +582,17 @@ def import_(
     is not the document is skipped and reported by kind, and the import exits 1. Running
     an import again adds nothing.
     """
-    from .importer import ImportItem, folder_items, git_items, import_items, wayback_items
+    from .importer import (
+        ImportItem,
+        document_id_problem,
+        folder_items,
+        git_items,
+        import_items,
+        wayback_items,
+    )
 
+    if problem := document_id_problem(document):
+        raise click.BadParameter(problem, param_hint="'DOCUMENT'")
     chosen = sum(bool(x) for x in (path, repo, wayback))
     if chosen != 1:
         raise click.UsageError("give exactly one of PATH, --git REPO --path FILE, or --wayback")
@@ -677,17 +686,31 @@ def site() -> None:
 )
 @click.option("--full", is_flag=True, help="Rebuild every page, ignoring what is up to date.")
 @click.option("--json", "as_json", is_flag=True, help="Print what the build did as JSON.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Build into a non-empty folder that holds no previous build (its files may be"
+    " overwritten).",
+)
 @pass_context
-def site_build(obj: Context, out_dir: Path | None, full: bool, as_json: bool) -> None:
-    """Build the site, rewriting only what changed since the last build."""
+def site_build(obj: Context, out_dir: Path | None, full: bool, as_json: bool, force: bool) -> None:
+    """Build the site, rewriting only what changed since the last build.
+
+    A document whose stored files are damaged is left out (named on stderr, exit 1;
+    `verify` says which files) and the others are built.
+    """
     from .site import build_site
 
     with obj.tracker() as tracker:
-        stats = build_site(tracker, out_dir, full=full)
+        stats = build_site(tracker, out_dir, full=full, force=force)
+    for skipped in stats.skipped:
+        click.echo(f"skipped {skipped}", err=True)
     if as_json:
         click.echo(json.dumps({**stats.__dict__, "out": str(stats.out)}, indent=2))
     else:
         click.echo(stats.line())
+    if stats.skipped:
+        sys.exit(1)
 
 
 @site.command(name="serve")

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .errors import FetchError, TrackerError
+from .config import ID_PATTERN
+from .errors import ConfigError, FetchError, TrackerError
 from .extract import extraction_key
 from .fetch import Fetcher, utcnow
 from .index import compute_change
@@ -100,6 +101,20 @@ class ImportReport:
                 {"captured_at": t, "kind": k, "error": e} for t, k, e in self.failed_captures
             ],
         }
+
+
+def document_id_problem(document: str) -> str | None:
+    """Why `document` cannot be imported into, by the rule ids in tracker.toml follow
+    (`config.ID_PATTERN`), or None. An id names a folder in the store: `../../x`, `.`,
+    `_runs` or an absolute path would write outside its place or over the store's own
+    records."""
+    if ID_PATTERN.match(document) and ".." not in document:
+        return None
+    return (
+        f"{document!r} is not a document id: use a lowercase slug such as"
+        " 'azure-openai/code-of-conduct' (letters, digits, '.', '-', '_', parts separated"
+        " by '/'), as in tracker.toml"
+    )
 
 
 def time_from_name(name: str) -> datetime | None:
@@ -283,6 +298,8 @@ def import_items(
     SIGKILL, the next import, run or verify finds it and finishes the import's clean-up
     (`Index.recover_imports`).
     """
+    if problem := document_id_problem(document):
+        raise ConfigError(problem)
     source = tracker.config.source(document)
     report = ImportReport(document)
     store, index = tracker.store, tracker.index
@@ -439,7 +456,7 @@ def wayback_items(
             f"{document} is not configured; its URL is what the archive is asked for"
         )
     fetcher = fetcher or Fetcher(tracker.config.fetch)
-    state_path = tracker.store.root / "_imports" / document / "wayback.json"
+    state_path = tracker.store.imports_dir(document) / "wayback.json"
     done: set[str] = set()
     if state_path.exists():
         done = set(json.loads(state_path.read_text(encoding="utf-8")).get("done", []))

@@ -287,7 +287,7 @@ def _write(
         written += 1
         if new is None and old is not None:
             # The text file is derived data no metadata names any more.
-            (store.root / old["path"]).unlink(missing_ok=True)
+            store.resolve_inside(old["path"], f"{document} text").unlink(missing_ok=True)
     return written
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import click
@@ -376,6 +376,19 @@ def imported_label(imported: dict[str, Any] | None) -> str | None:
     origin = (imported.get("manifest") or {}).get("source_repo")
     extra = f"; originally {origin}" if origin else ""
     return f"imported from {source}" + (f" ({detail}{extra})" if detail else "")
+
+
+def public_imported(imported: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An `imported` record as published (site, JSON): the same fields, but a local
+    file or repository by its name alone, never the absolute path it was imported from
+    on the machine that ran the import."""
+    if not imported:
+        return imported
+    public = dict(imported)
+    for key in ("file", "repository"):
+        if isinstance(public.get(key), str):
+            public[key] = PurePosixPath(public[key].replace("\\", "/")).name
+    return public
 
 
 def _rel(target: Path, start: Path) -> str:
