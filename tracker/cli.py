@@ -605,7 +605,12 @@ def import_(
 
     with obj.tracker() as tracker, _stop_on_sigterm():
         if path is not None:
-            items, ignored = folder_items(path)
+            links: list[str] = []
+            items, ignored = folder_items(path, links)
+            for name in links:
+                click.echo(
+                    f"skipped {name}: a symbolic link (import never follows links)", err=True
+                )
             for name in ignored:
                 click.echo(
                     f"skipped {name}: not a dated .html, .md or .txt file (or .gz of one)",

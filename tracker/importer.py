@@ -31,7 +31,7 @@ from .fetch import Fetcher, utcnow
 from .index import compute_change
 from .models import FetchResult, Source, Validators, Version
 from .pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
-from .store import Capture, atomic_write, iso, parse_iso
+from .store import Capture, atomic_write, iso, parse_iso, read_bytes
 
 LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}
 __all__ = ["TEXT_EXTRACTION", "ImportItem", "ImportReport", "import_items"]
@@ -141,17 +141,27 @@ def kind_of(name: str) -> str | None:
     return None
 
 
-def folder_items(folder: Path) -> tuple[list[ImportItem], list[str]]:
+def folder_items(
+    folder: Path, links: list[str] | None = None
+) -> tuple[list[ImportItem], list[str]]:
     """Dated files in `folder`, oldest first, and the names that were not understood.
 
     A `manifest.json` in the folder or its parent (the corpus layout: a list of
     entries with `file` and `captured_at`) gives the true capture time and source.
+    Symbolic links in the folder are never followed (a link to a secret would be
+    imported and published): their names go to `links`, for the caller to report.
     """
     if not folder.is_dir():
         raise TrackerError(f"{folder}: not a folder")
     manifest = _manifest_entries(folder)
     items, ignored = [], []
     for path in sorted(folder.iterdir()):
+        if path.is_symlink():
+            if links is not None:
+                links.append(path.name)
+            else:
+                log.warning("%s: a symbolic link; not imported (links are never followed)", path)
+            continue
         if not path.is_file() or path.name.startswith(".") or path.name == "manifest.json":
             continue
         kind = kind_of(path.name)
@@ -174,7 +184,11 @@ def folder_items(folder: Path) -> tuple[list[ImportItem], list[str]]:
                 "note",
             )
             imported["manifest"] = {k: entry[k] for k in keep if entry.get(k)}
-        body, error = _read(path.name, path.read_bytes())
+        try:
+            data = read_bytes(path, follow=False)
+        except OSError as exc:  # replaced by a link since it was listed, or unreadable
+            raise TrackerError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+        body, error = _read(path.name, data)
         items.append(
             ImportItem(
                 when, body, kind, imported, entry.get("original_url") if entry else None, error
@@ -196,11 +210,11 @@ def _read(name: str, data: bytes) -> tuple[bytes, FetchError | None]:
 
 def _manifest_entries(folder: Path) -> dict[str, dict[str, Any]]:
     for candidate in (folder / "manifest.json", folder.parent / "manifest.json"):
-        if not candidate.is_file():
+        if not candidate.is_file() or candidate.is_symlink():
             continue
         try:
-            data = json.loads(candidate.read_text(encoding="utf-8"))
-        except ValueError:
+            data = json.loads(read_bytes(candidate, follow=False))
+        except (OSError, ValueError):
             continue
         entries = data.get("captures", data) if isinstance(data, dict) else data
         out = {}
