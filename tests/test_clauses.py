@@ -588,3 +588,22 @@ def test_the_real_perplexity_rewording_still_shows(corpus: Path) -> None:
     assert ("modified", "Shop With Pro. If you are a ") in said  # "PROSHOP." was renamed
     assert ("added", "SHOPPING WITH PERPLEXITY PRO") in said
     assert not any(c.kind == "moved" for c in real)  # clauses under the renamed heading
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # A number that is the clause's substance, not its numbering: a real change.
+        ("99.9 monthly availability target.", "95.0 monthly availability target."),
+        ("2.5 requests per second per key.", "25.5 requests per second per key."),
+        ("1.5 Million users may join.", "2.5 Million users may join."),
+        ("## 30 Day Refund Policy", "## 14 Day Refund Policy"),
+        ("## 18 Years or Older", "## 13 Years or Older"),
+        ("## 18 and older", "## 13 and older"),
+        ("## 50 percent discount", "## 20 percent discount"),
+        ("## 1.5 Million Users", "## 2.5 Million Users"),
+    ],
+)
+def test_a_changed_quantity_is_never_numbering(old: str, new: str) -> None:
+    changes = compare(segment(f"# T\n\nIntro.\n\n{old}\n"), segment(f"# T\n\nIntro.\n\n{new}\n"))
+    assert changes and not all(c.cosmetic for c in changes), changes

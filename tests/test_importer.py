@@ -530,6 +530,14 @@ def test_a_backfill_ending_where_live_runs_began_dates_the_change_by_the_import(
     change = json.loads(invoke("diff", "acme/t", "--json").output)
     assert change["to"]["captured_at"] == "2024-05-10T00:00:00Z"
     assert invoke("verify").exit_code == 0
+    # A kill inside that clean-up, between the metadata's rewrite and the text file's
+    # removal, leaves the text file and the journal: verify finishes the clean-up.
+    text_file = store.root / live_b.meta["superseded"]["version"]["path"]
+    text_file.write_bytes(b"the dropped version's text")
+    store.begin_import("acme/t", datetime(2024, 6, 1, tzinfo=UTC))
+    checked = invoke("verify")
+    assert checked.exit_code == 0, checked.output
+    assert "recovered  acme/t" in checked.output and not text_file.exists()
 
 
 @pytest.mark.timeout(240)

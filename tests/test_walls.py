@@ -161,3 +161,16 @@ def test_the_real_llama_error_pages_are_error_pages(corpus: Path) -> None:
         kinds.append("error" if error else "policy")
         assert (error is not None) == (len(text) < 1000), path.name
     assert kinds.count("error") >= 20 and kinds.count("policy") >= 10
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# Service Level Policy\n\nWe aim for 99.9% uptime. If the API is temporarily"
+        " unavailable because of scheduled maintenance, we announce it a week ahead.",
+        "# Deprecation policy\n\nOld models are retired after notice. Requests to a retired"
+        " model fail: please try again later with a newer model.",
+    ],
+)
+def test_a_short_policy_that_mentions_an_outage_is_no_error_page(text: str) -> None:
+    assert error_page(text) is None

@@ -30,12 +30,16 @@ COMMON_WORD_MIN = 50  # a word in more clauses than this (or 5%) does not make a
 
 _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
-# An outline number ("1.2", "1.2.3.") that pages write by hand instead of nesting lists;
-# not a decimal quantity ("2.5 GB", "1.5 million users"), which is the substance.
+# An outline number ("1.2", "1.2.3.") that pages write by hand instead of nesting lists:
+# with a closing dot, or before a capitalised title ("1.2 Eligibility"). Not a decimal
+# quantity ("2.5 GB", "99.9 monthly availability", "1.5 Million users"): the substance.
+_UNITS = (
+    r"(?i:[kmgtp]i?b|bytes?|usd|eur|gbp|dollars?|euros?|million|billion|thousand|percent"
+    r"|per|times|x|seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b"
+)
 _OUTLINE = (
-    r"[0-9]{1,3}(?:\.[0-9]{1,3})+\.?(?=\s+(?!(?i:[kmgtp]i?b|bytes?|usd|eur|gbp|dollars?|euros?"
-    r"|million|billion|thousand|percent|per|times|x|seconds?|minutes?|hours?|days?|weeks?"
-    r"|months?|years?)\b))"
+    r"[0-9]{1,3}(?:\.[0-9]{1,3})+"
+    rf"(?:\.(?=\s)|(?=\s+[\"“(\[]?(?-i:[A-Z]))(?!\s+[\"“(\[]?{_UNITS}))"
 )
 # A list item: a bullet, or an enumerator ("3.", "(b)", "iv)", an outline number).
 _ITEM = re.compile(
@@ -330,12 +334,16 @@ _ENUMERATOR = re.compile(
     r"|(?:section|article|clause|§)\s*[0-9]{1,3}(?:\.[0-9]{1,3})*\s*[.:)-]\s*)+",
     re.IGNORECASE,
 )
-# A heading's number needs no separator: "Section 3 Eligibility", "3 Eligibility"; a
-# roman one does ("IV. Eligibility"), or "Civil Liability" would lose "Civil".
+# A heading's number: after "Section"/"Article"/"Part"/"§" it needs no separator
+# ("Section 3 Eligibility"); alone it needs one ("3. Eligibility", "IV) Eligibility"), the
+# outline form ("2.1 Eligibility") or a capitalised title after it ("3 Eligibility"). A
+# number before a unit or a lower-case word is the heading's substance ("30 Day Refund
+# Policy", "18 Years or Older", "18 and older"); a bare roman numeral may be a word ("Civil").
 _HEADING_NUMBER = re.compile(
-    r"^(?:(?:section|article|clause|part|chapter|§)\s*)?"
-    r"(?:[0-9]{1,3}(?:\.[0-9]{1,3})*\.?|[ivxlcdm]{1,6}[.)])\s+(?=\w)",
-    re.IGNORECASE,
+    r"^(?:(?i:section|article|clause|part|chapter|§)\s*[0-9]{1,3}(?:\.[0-9]{1,3})*\.?"
+    rf"|[0-9]{{1,3}}[.)]|{_OUTLINE}"
+    rf"|[0-9]{{1,3}}(?=\s+[\"“(\[]?[A-Z])(?!\s+[\"“(\[]?{_UNITS})"
+    r"|(?i:[ivxlcdm]{1,6})[.)])\s+(?=\w)",
 )
 _DASHES = re.compile(r"\s*-\s*")
 _NOISE_RE = re.compile("|".join(f"(?:{p})" for p in _NOISE), re.IGNORECASE)

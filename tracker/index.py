@@ -435,6 +435,7 @@ class Index:
             log.warning("%s: an import was interrupted; finishing its clean-up", document)
             store.drop_repeated_versions(document, datetime.now(UTC))
             store.remove_leftovers([document])
+            store.remove_unnamed(document)  # a version dropped part-way
             self.rebuild_document(store, document)
             store.end_import(document)
         return recovered

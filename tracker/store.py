@@ -606,6 +606,25 @@ class Store:
             dropped.append(iso(capture.captured_at))
         return dropped
 
+    def remove_unnamed(self, document: str) -> list[Path]:
+        """Delete the document's raw and text files that no metadata names, even beside a
+        metadata file of the same stem: what a version dropped part-way leaves (its
+        metadata rewritten, its text file not yet removed). Call it holding the lock.
+        Nothing is deleted when some metadata does not parse."""
+        folder = self.document_dir(document)
+        if not folder.is_dir():
+            return []
+        named = self._named_files(folder)
+        if named is None:
+            return []
+        removed = []
+        for path in folder.iterdir():
+            capture_file = path.is_file() and is_capture_file(path.name)
+            if capture_file and path.suffix != ".json" and path not in named:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
     def remove_leftovers(self, documents: Iterable[str]) -> list[Path]:
         """Delete what interrupted writes left in these documents' folders (and `_runs/`).
 

@@ -232,9 +232,12 @@ def _login_redirect(url: str, final_url: str) -> str | None:
 # --- error pages served as pages ------------------------------------------------------------
 
 # What a site's own error page says when it answers 200 (a soft 404, a crashed page
-# render, "come back later"). Real terms mention errors too, so these only count on a
-# text as short as an error page: at most `ERROR_PAGE_WORDS` words.
-ERROR_PAGE_WORDS = 60
+# render, "come back later"). Real terms mention errors too ("if the API is temporarily
+# unavailable…"), so a phrase only counts where an error page puts it: leading a text as
+# short as an error page, at most `ERROR_PAGE_WORDS` words, within its first
+# `ERROR_LEAD_WORDS` words.
+ERROR_PAGE_WORDS = 30
+ERROR_LEAD_WORDS = 6
 ERROR_PHRASES: tuple[str, ...] = (
     "this page isn't available",
     "this page is not available",
@@ -272,15 +275,19 @@ def error_page(text: str) -> FetchError | None:
 
     A page that answers 200 with "This page isn't available. An unexpected error has
     occurred" is no version of the terms: recorded as one, it reads as the whole
-    document deleted (and the next good fetch as it coming back). Only short texts
-    count, so a policy that mentions "page not found" is never taken for one.
+    document deleted (and the next good fetch as it coming back). Only a short text
+    that opens with the phrase counts, so a policy that mentions one is never taken
+    for an error page.
     """
     plain = " ".join(_MARKUP.sub(" ", text).split())
-    if not plain or len(plain.split()) > ERROR_PAGE_WORDS:
+    words = plain.split()
+    if not words or len(words) > ERROR_PAGE_WORDS:
         return None
     lowered = plain.lower().translate(_APOSTROPHES)
+    lead = len(" ".join(words[:ERROR_LEAD_WORDS]))
     for phrase in ERROR_PHRASES:
-        if phrase in lowered:
+        at = lowered.find(phrase)
+        if 0 <= at < lead:
             quoted = plain if len(plain) <= 120 else plain[:117] + "…"
             return FetchError("error_page", f"an error page ('{quoted}') instead of the document")
     return None
