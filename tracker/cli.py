@@ -810,7 +810,7 @@ def digest(
             click.echo(f"{o.digest}: sent {changes} to {', '.join(o.recipients)}")
         if o.status == "failed":
             click.echo(f"Error: {o.digest}: {o.error}; nothing marked sent", err=True)
-    if any(o.status == "failed" for o in outcomes):
+    if any(o.status == "failed" or o.skipped for o in outcomes):
         sys.exit(1)
 
 
@@ -824,14 +824,24 @@ def reindex(obj: Context) -> None:
     config = obj.config
     started = time.perf_counter()
     store = Store(config.store_path)
+    skipped: list[str] = []
     with store.lock():
         index = Index(config.index_path, config.topics)
         try:
-            counts = index.rebuild(store, config.sources)
+            counts = index.rebuild(store, config.sources, skipped)
         finally:
             index.close()
+    for line in skipped:
+        click.echo(f"skipped {line}", err=True)
     listing = ", ".join(f"{n} {table}" for table, n in counts.items())
     click.echo(f"Rebuilt {config.index_path} in {time.perf_counter() - started:.2f} s: {listing}")
+    if skipped:
+        click.echo(
+            f"{len(skipped)} damaged documents left out of the index;"
+            " `verify` names the files, `verify --repair` quarantines them",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @cli.command()
@@ -857,15 +867,18 @@ def reextract(
 
     with obj.tracker() as tracker:
         reports = run_reextract(tracker, documents, dry_run=dry_run, wait=wait)
+    damaged = any(r.error is not None for r in reports)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in reports], indent=2, ensure_ascii=False))
-        return
+        sys.exit(1 if damaged else 0)
     for report in reports:
-        click.echo(report.line())
+        click.echo(report.line(), err=report.error is not None)
         for kept in report.kept:
             click.echo(f"  kept as it was: {kept}")
     if dry_run:
         click.echo("Dry run: nothing was written.")
+    if damaged:
+        sys.exit(1)
 
 
 @cli.command()
@@ -875,10 +888,16 @@ def reextract(
     help="Rebuild the index from the files and remove leftovers of interrupted writes"
     " (never changes a stored capture), then check again.",
 )
+@click.option(
+    "--quarantine",
+    is_flag=True,
+    help="With --repair: first move each damaged capture (its metadata and files) to"
+    " snapshots/_quarantine/<time>/, kept, never deleted, then rebuild the index from the rest.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @wait_option
 @pass_context
-def verify(obj: Context, repair: bool, as_json: bool, wait: float) -> None:
+def verify(obj: Context, repair: bool, quarantine: bool, as_json: bool, wait: float) -> None:
     """Check every stored file against its hash, and the index against the files.
 
     Reports damaged files (document, capture time, path, expected and actual
@@ -891,7 +910,9 @@ def verify(obj: Context, repair: bool, as_json: bool, wait: float) -> None:
     """
     from .verify import verify as check_store
 
-    result = check_store(obj.config, repair=repair, wait=wait)
+    if quarantine and not repair:
+        raise click.UsageError("--quarantine goes with --repair")
+    result = check_store(obj.config, repair=repair, wait=wait, quarantine=quarantine)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:

@@ -747,9 +747,12 @@ def open_lock(path: Path) -> Any:
     A shared store could hold `.lock` as a link to any file the user can write, which
     the lock would then truncate; a link, or anything but a plain file, is refused.
     """
-    flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | _NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o644)
+        try:
+            fd = os.open(path, flags)  # most often there: no need to ask to create it
+        except FileNotFoundError:
+            fd = os.open(path, flags | os.O_CREAT, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StoreError(
