@@ -21,9 +21,9 @@ from test_schedule import assert_consistent, cli_process
 from werkzeug import Request, Response
 
 from tracker.config import load_config
+from tracker.errors import StoreError
 from tracker.index import Index
 from tracker.pipeline import Tracker
-from tracker.errors import StoreError
 from tracker.store import Store
 
 CLAUSES = [

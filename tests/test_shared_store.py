@@ -294,6 +294,17 @@ def test_one_damaged_file_skips_its_document_only(store: Path, workdir: Path, da
     assert invoke("site", "build", "--out", "site").exit_code == 0
 
 
+@pytest.mark.timeout(60)
+def test_a_fifo_in_the_store_is_refused_not_waited_on(store: Path, workdir: Path) -> None:
+    # Before: reading a text that is a FIFO blocked `site build` for ever.
+    text = store / "acme" / "terms" / f"{STEMS[-1]}.md"
+    text.unlink()
+    os.mkfifo(text)
+    result = invoke("site", "build", "--out", "site")
+    assert result.exit_code == 1
+    assert f"skipped {DOC}: {text}: cannot be read: not a plain file" in result.stderr
+
+
 def test_quarantine_goes_with_repair(store: Path) -> None:
     result = invoke("verify", "--quarantine")
     assert result.exit_code == 2 and "--quarantine goes with --repair" in result.output

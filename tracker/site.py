@@ -48,7 +48,15 @@ from .report import (
 )
 from .report import template_env as base_env
 from .search_index import Span, clause_spans, index_script
-from .store import StoreError, atomic_write, iso, open_lock, read_bytes, safe_relative
+from .store import (
+    DamagedFileError,
+    StoreError,
+    atomic_write,
+    iso,
+    open_lock,
+    read_bytes,
+    safe_relative,
+)
 
 log = logging.getLogger(__name__)
 
@@ -457,17 +465,29 @@ def _copy_version(tracker: Tracker, writer: SiteWriter, version: Version) -> Non
     store = tracker.store
     writer.copy(
         layout.version_text(version.document, version.captured_at),
-        store.resolve_inside(version.path, f"{version.document} text"),
+        _plain(store.resolve_inside(version.path, f"{version.document} text")),
         version.sha256,
     )
     if version.snapshot_path:
         raw = store.resolve_inside(version.snapshot_path, f"{version.document} raw snapshot")
-        if raw.is_file():
+        if raw.exists():
             writer.copy(
                 layout.version_raw(version.document, version.captured_at),
-                raw,
+                _plain(raw),
                 version.snapshot_sha256 or version.snapshot_path,
             )
+
+
+def _plain(path: Path) -> Path:
+    """`path` if it is a plain file to copy, else the damage named (a missing text, a FIFO
+    that would block the copy for ever)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise DamagedFileError(path, f"cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise DamagedFileError(path, "cannot be read: not a plain file")
+    return path
 
 
 def _change(

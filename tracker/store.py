@@ -123,9 +123,13 @@ def read_bytes(path: Path, *, follow: bool = True) -> bytes:
     """A whole file, unbuffered: no isatty probe or seek as `open()` makes by default.
 
     `follow=False` refuses a symbolic link (ELOOP) where the store keeps plain files.
+    Anything but a plain file (a FIFO would block for ever, a device never end) is
+    refused with EINVAL: stores and sites are shared, and read as data.
     """
-    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (0 if follow else _NOFOLLOW)
-    with open(os.open(path, flags), "rb", buffering=0) as handle:
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    with open(os.open(path, flags | (0 if follow else _NOFOLLOW)), "rb", buffering=0) as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a plain file", str(path))
         return handle.readall()
 
 

@@ -350,9 +350,7 @@ def check_index(store: Store, config: Config) -> list[Problem]:
                 expected = fresh.dump()
             except Exception as exc:  # a damaged file; reported above, one line here
                 why = str(exc) if isinstance(exc, StoreError) else repr(exc)
-                return [
-                    Problem("index", where, f"cannot be compared: rebuilding it failed: {why}")
-                ]
+                return [Problem("index", where, f"cannot be compared: rebuilding it failed: {why}")]
             finally:
                 fresh.close()
         actual = live.dump()
