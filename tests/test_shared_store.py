@@ -280,6 +280,9 @@ def test_one_damaged_file_skips_its_document_only(store: Path, workdir: Path, da
         mine = invoke("diff", DOC)
         assert mine.exit_code == 1 and mine.output.startswith(f"Error: {where}: ")
 
+    report = invoke("report", "--out", "report")
+    assert report.exit_code == 0 and (workdir / "report" / "index.html").is_file()
+
     checked = json.loads(invoke("verify", "--json").output)
     assert not checked["ok"]
     assert any(p["path"] == where for p in checked["problems"])
@@ -330,3 +333,14 @@ def test_site_build_refuses_a_folder_it_did_not_make(store: Path, workdir: Path)
     assert invoke("site", "build", "--out", str(workdir / "empty")).exit_code == 0
     assert invoke("site", "build", "--out", str(workdir / "new")).exit_code == 0
     assert os.path.isfile(workdir / "new" / ".build" / "manifest.json")
+
+
+def test_a_site_builds_for_stored_documents_the_index_does_not_list(
+    store: Path, workdir: Path
+) -> None:
+    # Before: with the index deleted, a stored unconfigured document failed the templates
+    # (jinja2 UndefinedError: no attribute 'last_checked') and the whole build.
+    (workdir / "tracker.db").unlink()
+    result = invoke("site", "build", "--out", "site")
+    assert result.exit_code == 0, result.output
+    assert (workdir / "site" / "documents" / "other" / "doc" / "index.html").is_file()

@@ -7,6 +7,7 @@ autoescapes every template, including user templates searched first.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,11 +21,14 @@ import jinja2
 
 from . import __version__
 from .clauses import clean_inline, cosmetic_reason
+from .errors import StoreError
 from .index import compute_change
 from .models import Change, Source
 from .pipeline import Tracker
 from .store import atomic_write, iso, stem_for
 from .topics import Topic
+
+log = logging.getLogger(__name__)
 
 CONTEXT_LINES = 3
 
@@ -290,10 +294,17 @@ def write_report(
     listing: list[dict[str, Any]] = []
     for document in docs:
         source = tracker.config.source(document)
-        versions = tracker.store.versions(document)
+        try:
+            versions = tracker.store.versions(document)
+            changes = [
+                compute_change(tracker.store, before, after, tracker.config.topics)
+                for before, after in itertools.pairwise(versions)
+            ]
+        except StoreError as exc:  # one damaged document never stops the report
+            log.warning("report: left out %s: %s", document, exc)
+            continue
         entries: list[dict[str, Any]] = []
-        for before, after in itertools.pairwise(versions):
-            change = compute_change(tracker.store, before, after, tracker.config.topics)
+        for change in changes:
             name = change_page_name(change)
             page = out_dir / name
             html = env.get_template("change.html").render(

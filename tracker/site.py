@@ -62,6 +62,9 @@ log = logging.getLogger(__name__)
 
 BUILD_DIR = ".build"
 MANIFEST = f"{BUILD_DIR}/manifest.json"
+NO_STATUS: dict[str, Any] = dict.fromkeys(
+    ("last_checked", "last_ok", "failing_since", "last_error", "last_error_kind")
+)
 HOME_CHANGES = 30
 FEED_ENTRIES = 50
 
@@ -429,7 +432,9 @@ def _build_document(
     tracker: Tracker, env: jinja2.Environment, writer: SiteWriter, document: str
 ) -> DocumentData:
     source = tracker.config.source(document)
-    row = tracker.index.document(document) or {}
+    # A document the index does not list yet (a stored, unconfigured one after the index
+    # was deleted) is shown as never checked rather than failing the templates.
+    row = {**NO_STATUS, **(tracker.index.document(document) or {})}
     versions = tracker.store.versions(document)
     data = DocumentData(
         id=document,
