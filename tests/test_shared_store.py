@@ -173,6 +173,22 @@ def test_a_site_folder_linking_out_is_never_written_through(store: Path, workdir
     assert list(outside.iterdir()) == []
 
 
+def test_a_planted_temporary_link_in_the_site_is_never_written_through(
+    store: Path, workdir: Path
+) -> None:
+    # Before: copying a version wrote through `.<name>.tmp`, a fixed name: a link planted
+    # there in a shared site folder overwrote its target with the version's text.
+    assert invoke("site", "build", "--out", "site").exit_code == 0
+    precious = workdir / "precious.txt"
+    precious.write_text("precious")
+    versions = workdir / "site" / "documents" / "acme" / "terms" / "versions"
+    for stem in STEMS:
+        (versions / f".{stem}.txt.tmp").symlink_to(precious)
+    result = invoke("site", "build", "--out", "site", "--full")
+    assert result.exit_code == 0, result.output
+    assert precious.read_text() == "precious"
+
+
 def test_a_symlinked_lock_never_truncates_its_target(store: Path, workdir: Path) -> None:
     # Before: the next command truncated the target to "pid N". After: refused, untouched.
     target = workdir / "precious.txt"

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import stat
 import uuid
 from collections.abc import Callable, Iterator
@@ -217,14 +216,13 @@ class SiteWriter:
     def copy(self, path: str, source: Path, key: str) -> None:
         if self.fresh(path, key):
             return
-        target = self._writable(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.tmp")
+        # Through a fresh temporary name (O_EXCL): a fixed one planted in a shared site
+        # folder as a link would have been written through.
         try:
-            shutil.copyfile(source, temp)
-            temp.replace(target)
-        finally:
-            temp.unlink(missing_ok=True)
+            data = read_bytes(source)
+        except OSError as exc:
+            raise DamagedFileError(source, f"cannot be read: {exc.strerror or exc}") from None
+        atomic_write(self._writable(path), data, durable=False)
         self.current[path] = key
         self.stats.written += 1
 
@@ -470,7 +468,7 @@ def _copy_version(tracker: Tracker, writer: SiteWriter, version: Version) -> Non
     store = tracker.store
     writer.copy(
         layout.version_text(version.document, version.captured_at),
-        _plain(store.resolve_inside(version.path, f"{version.document} text")),
+        store.resolve_inside(version.path, f"{version.document} text"),
         version.sha256,
     )
     if version.snapshot_path:
@@ -478,21 +476,9 @@ def _copy_version(tracker: Tracker, writer: SiteWriter, version: Version) -> Non
         if raw.exists():
             writer.copy(
                 layout.version_raw(version.document, version.captured_at),
-                _plain(raw),
+                raw,
                 version.snapshot_sha256 or version.snapshot_path,
             )
-
-
-def _plain(path: Path) -> Path:
-    """`path` if it is a plain file to copy, else the damage named (a missing text, a FIFO
-    that would block the copy for ever)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise DamagedFileError(path, f"cannot be read: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(mode):
-        raise DamagedFileError(path, "cannot be read: not a plain file")
-    return path
 
 
 def _change(

@@ -242,8 +242,9 @@ class Store:
         found = set()
         for meta in self.root.rglob("*.json"):
             rel = meta.parent.relative_to(self.root)
-            # `_runs`, `_imports`, `_digests`: the store's own records; ids never start with _.
-            if rel.parts and not rel.parts[0].startswith("_") and not meta.name.startswith("."):
+            # `_runs`, `_imports`, `_digests`, `_quarantine`: the store's own records, and
+            # `.git` and the like: ids never start with `_` or `.` (see `document_dir`).
+            if rel.parts and rel.parts[0][:1] not in "_." and not meta.name.startswith("."):
                 found.add("/".join(rel.parts))
         return sorted(found)
 
