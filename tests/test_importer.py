@@ -589,3 +589,20 @@ def test_a_journal_left_by_a_killed_import_is_finished_by_verify(workdir: Path) 
     assert "recovered  acme/t: an interrupted import's clean-up finished" in checked.output
     rows = json.loads(invoke("history", "acme/t", "--json").output)
     assert [r["captured_at"][:10] for r in rows] == ["2024-01-01", "2024-02-01"]
+
+
+def test_reimporting_two_captures_of_one_second_adds_nothing(workdir: Path) -> None:
+    """Two files name the same second: the store keeps the second one a second later.
+    Importing the folder again recognises both, however often."""
+    guarded_config(workdir)
+    folder = workdir / "h"
+    folder.mkdir()
+    (folder / "2024-05-02.md").write_text("# Terms\n\n" + "We keep logs for a week. " * 8)
+    (folder / "2024-05-02T00-00-00Z.md").write_text("# Terms\n\n" + "We keep logs a month. " * 8)
+    first = invoke("import", "acme/t", str(folder))
+    assert "2 captures added" in first.output, first.output
+    for _ in range(2):
+        again = invoke("import", "acme/t", str(folder))
+        assert "0 captures added" in again.output, again.output
+    assert len(Store(workdir / "snapshots").captures("acme/t")) == 2
+    assert invoke("verify").exit_code == 0

@@ -404,3 +404,52 @@ def test_context_rule_errors(context: str, message: str) -> None:
     text = f'[[topics]]\nid = "t"\nlabel = "T"\npatterns = ["p"]\n[[topics.context]]\n{context}\n'
     with pytest.raises(ConfigError, match="topic 't': " + re.escape(message)):
         parse_config(text, name="tracker.toml", root=Path("/tmp"))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "topic"),
+    [
+        ("We do not train our models on your content.", "We train our models on your content.",
+         "training-data"),
+        ("We do not use facial recognition on your photos.",
+         "We use facial recognition on your photos.", "facial-recognition"),
+        ("You may use it for military research.", "You may not use it for military research.",
+         "military"),
+        ("Police may never receive your data.", "Police may receive your data.",
+         "law-enforcement"),
+    ],
+)  # fmt: skip
+def test_a_negation_or_modal_edited_before_a_topic_is_flagged(
+    old: str, new: str, topic: str
+) -> None:
+    """The topic's words read the same in both versions; the clause says the opposite."""
+    changes = compare(segment(f"# T\n\n{old}\n"), segment(f"# T\n\n{new}\n"))
+    flags = flags_for(changes, default_topics())
+    assert topic in {f.topic for f in flags}, flags
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("We train our models on your content, which we keep.",
+         "We train our models on your content, which we store."),
+        ("Police may request data. We reply in days.",
+         "Police may request data. We must reply in days."),  # another sentence
+        ("Minors need consent. Use is free.", "Minors need consent. Use may be free."),
+    ],
+)  # fmt: skip
+def test_an_edit_that_does_not_govern_the_topic_raises_no_flag(old: str, new: str) -> None:
+    changes = compare(segment(f"# T\n\n{old}\n"), segment(f"# T\n\n{new}\n"))
+    flags = flags_for(changes, default_topics())
+    assert flags == [], flags
+
+
+@pytest.mark.parametrize(
+    ("topic", "text"),
+    [
+        ("surveillance", "Do not use the Services to covertly geolocate a person's device."),
+        ("surveillance", "You may not use the Services to track people across websites."),
+    ],
+)
+def test_bans_on_tracking_people_are_about_surveillance(topic: str, text: str) -> None:
+    assert TOPICS[topic].find(text)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
+
+# C0 and C1 controls (ESC, CR, BEL, CSI…), DEL, and the bidirectional overrides: what a
+# server's words (a reason phrase, a header, an address) must never bring to a terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class TrackerError(Exception):
@@ -33,7 +38,8 @@ class FetchError(TrackerError):
     """A document could not be fetched; `kind` says which way it failed."""
 
     def __init__(self, kind: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+        # Messages quote what servers said; they reach terminals, JSON, logs and HTML.
+        super().__init__(printable(message, 4000))
         self.kind = kind
         self.status = status
 
@@ -68,3 +74,10 @@ def connection_kind(exc: Exception) -> str:
 def short_error(exc: Exception) -> str:
     text = str(exc)
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """`text` safe to print: control characters shown escaped (`\\x1b`), at most
+    `limit` characters. For words that come from a server, such as a reason phrase."""
+    text = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -26,17 +26,19 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
+from requests.utils import requote_uri
 
-from . import __version__, walls
+from . import __version__, transport, walls
 from .browser import BrowserFetcher
 from .config import PROJECT_URL, FetchSettings
-from .errors import FetchError, connection_kind, short_error
+from .errors import FetchError, connection_kind, printable, short_error
+from .guards import site_of
 from .models import FetchResult, Source, Validators
-from .robots import RobotsRules
+from .robots import MAX_ROBOTS_BYTES, RobotsRules
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ FALLBACK_STATUSES = frozenset({403, 406})
 # Error pages are read this far, to tell a bot wall from a plain error.
 ERROR_BODY_BYTES = 512 * 1024
 USER_AGENT = f"tos-tracker/{__version__} (+{PROJECT_URL})"
+MAX_REDIRECTS = 30  # as requests and browsers: more is a loop
+SCHEMES = ("http", "https")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 
 Clock = Callable[[], datetime]
@@ -81,8 +85,11 @@ class Fetcher:
         sleep: Callable[[float], None] = time.sleep,
         clock: Clock = utcnow,
         browser: BrowserFetcher | None = None,
+        resolve: transport.Resolver | None = None,
     ) -> None:
         self.settings = settings or FetchSettings()
+        # Name resolution for the destination checks (tests map names to addresses).
+        self.resolve = resolve or transport.resolve
         self.session = session or self._new_session()
         self.sleep = sleep
         self.clock = clock
@@ -93,9 +100,69 @@ class Fetcher:
         self._cancelled = threading.Event()
         self.robots = RobotsRules(self._get_robots)
 
-    def _get_robots(self, url: str) -> requests.Response:
+    def _get_robots(self, url: str) -> tuple[int, bytes]:
+        """robots.txt's status and body, under the same rules as a page: each redirect
+        judged before it is followed, `timeout` for the whole answer, the body capped.
+
+        A timeout is raised as requests' `Timeout`, so robots.py words it as one.
+        """
         self._space(url)
-        return self.session.get(url, timeout=self.settings.timeout, stream=True)
+        with transport.attempt(url, self.settings.timeout, self.resolve) as guard:
+            try:
+                response, _ = self._open(url, {}, guard, None)
+                with response:
+                    status = response.status_code
+                    body = b""
+                    if status < 400:
+                        body = _read_capped(response, MAX_ROBOTS_BYTES, guard)
+            except requests.exceptions.RequestException:
+                if guard.fired:
+                    raise requests.exceptions.Timeout(str(guard.timeout_error())) from None
+                raise
+            if guard.fired:
+                raise requests.exceptions.Timeout(str(guard.timeout_error()))
+            return status, body
+
+    def _open(
+        self,
+        url: str,
+        headers: dict[str, str],
+        guard: transport.Attempt,
+        source: Source | None,
+    ) -> tuple[requests.Response, list[str]]:
+        """GET `url`, following redirects one at a time: each judged before it is asked.
+
+        A redirect's body is never read (the response is closed), so a gzip bomb or an
+        endless body behind a 302 costs nothing. For a document (`source`), a redirect
+        to another site is refused unless `allow_hosts` lists it; every hop's address is
+        judged by `transport` as it connects. Returns the last response and the
+        addresses passed through before it.
+        """
+        hops: list[str] = []
+        current = url
+        while True:
+            response = self.session.get(
+                current,
+                headers=headers,
+                timeout=min(self.settings.timeout, guard.remaining()),
+                stream=True,
+                allow_redirects=False,
+            )
+            if guard.fired:  # the headers were cut short at the deadline
+                response.close()
+                raise guard.timeout_error("the headers were not complete")
+            target = _Session.location(response) if response.is_redirect else None
+            if target is None:
+                return response, hops
+            response.close()  # the redirect's body is never read
+            following = _redirect_url(response.url or current, target)
+            hops.append(current)
+            if len(hops) > MAX_REDIRECTS:
+                raise FetchError(
+                    "redirects", f"more than {MAX_REDIRECTS} redirects (the last to {following})"
+                )
+            _judge_redirect(url, following, source, response.status_code)
+            current = following
 
     def _space(self, url: str) -> None:
         """Wait until `host_delay` has passed since the last request to the same host."""
@@ -109,10 +176,10 @@ class Fetcher:
             self.sleep(ready - now)
 
     def _new_session(self) -> requests.Session:
-        session = requests.Session()
+        session = _Session()
         session.headers["User-Agent"] = self.settings.user_agent or USER_AGENT
         session.headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
-        adapter = requests.adapters.HTTPAdapter(
+        adapter = transport.GuardedAdapter(
             pool_connections=max(4, self.settings.workers),
             pool_maxsize=max(4, self.settings.workers),
             max_retries=0,  # retries are ours, so Retry-After and logging are consistent
@@ -276,64 +343,27 @@ class Fetcher:
         for attempt in range(1, settings.retries + 2):
             wait = settings.backoff * (2 ** (attempt - 1))
             self._space(source.url)
-            try:
-                response = self.session.get(
-                    source.url, headers=headers, timeout=settings.timeout, stream=True
-                )
-            except requests.exceptions.Timeout as exc:
-                last_error = FetchError("timeout", f"timed out after {settings.timeout:g} s: {exc}")
-            except requests.exceptions.TooManyRedirects as exc:
-                raise FetchError("redirects", f"too many redirects: {exc}") from None
-            except requests.exceptions.ConnectionError as exc:
-                last_error = FetchError(
-                    connection_kind(exc), f"could not connect: {short_error(exc)}"
-                )
-            except requests.exceptions.RequestException as exc:
-                raise FetchError("error", f"request failed: {short_error(exc)}") from None
+            with transport.attempt(source.url, settings.timeout, self.resolve) as guard:
+                try:
+                    outcome = self._attempt(source, headers, guard, attempt, started)
+                except requests.exceptions.RequestException as exc:
+                    if not guard.fired:
+                        raise
+                    outcome = guard.timeout_error()
+                    log.debug("%s: cut at the deadline: %s", source.id, short_error(exc))
+                except _BrokenBody as exc:
+                    outcome = exc.error
+                    if guard.fired:
+                        outcome = guard.timeout_error("the body was not complete")
+            if isinstance(outcome, FetchResult):
+                return outcome
+            if isinstance(outcome, tuple):
+                last_error, retry_after = outcome
+                wall_attempts += last_error.kind == "bot_wall"
+                if retry_after is not None:
+                    wait = retry_after
             else:
-                with response:
-                    status = response.status_code
-                    if status in RETRY_STATUSES:
-                        retry_after = _retry_after(response.headers.get("Retry-After"), self.clock)
-                        wall = self._wall(source, response)
-                        wall_attempts += wall is not None
-                        last_error = wall or FetchError("http", f"HTTP {status}", status=status)
-                        if retry_after is not None:
-                            if retry_after > settings.max_retry_after:
-                                raise FetchError(
-                                    last_error.kind,
-                                    f"{last_error}; server asked to retry after "
-                                    f"{retry_after:.0f} s (more than max_retry_after "
-                                    f"{settings.max_retry_after:.0f} s)",
-                                    status=status,
-                                )
-                            wait = retry_after
-                    elif status == 304:
-                        return self._result(source, response, b"", attempt, started, True)
-                    elif status >= 400:
-                        raise self._wall(source, response) or FetchError(
-                            "http", f"HTTP {status} {response.reason}", status=status
-                        )
-                    elif status not in CAPTURE_STATUSES:
-                        # 202 is how some bot walls answer; a 3xx here had no usable Location.
-                        raise self._wall(source, response) or FetchError(
-                            "http",
-                            f"HTTP {status} {response.reason}: not a page to record",
-                            status=status,
-                        )
-                    else:
-                        try:
-                            body = self._read_body(response)
-                        except _BrokenBody as exc:
-                            last_error = exc.error
-                        else:
-                            # A challenge or login page served as a 200 is not the document.
-                            wall = walls.detect(
-                                status, response.headers, body, response.url, source.url
-                            )
-                            if wall is not None:
-                                raise wall
-                            return self._result(source, response, body, attempt, started, False)
+                last_error = outcome
             if attempt <= settings.retries:
                 log.info("%s: %s; retry %d in %.1f s", source.id, last_error, attempt, wait)
                 self.sleep(wait)
@@ -347,6 +377,66 @@ class Fetcher:
             status=last_error.status,
         )
 
+    def _attempt(
+        self,
+        source: Source,
+        headers: dict[str, str],
+        guard: transport.Attempt,
+        attempt: int,
+        started: float,
+    ) -> FetchResult | FetchError | tuple[FetchError, float | None]:
+        """One attempt: the result, a retryable error (with a 429/5xx's Retry-After), or
+        a raised `FetchError` when retrying cannot help."""
+        settings = self.settings
+        try:
+            response, hops = self._open(source.url, headers, guard, source)
+        except requests.exceptions.Timeout as exc:
+            if guard.fired:
+                raise
+            return FetchError("timeout", f"timed out after {settings.timeout:g} s: {exc}")
+        except requests.exceptions.ConnectionError as exc:
+            if guard.fired:
+                raise
+            return FetchError(connection_kind(exc), f"could not connect: {short_error(exc)}")
+        except requests.exceptions.RequestException as exc:
+            if guard.fired:
+                raise
+            raise FetchError("error", f"request failed: {short_error(exc)}") from None
+        with response:
+            status = response.status_code
+            if status in RETRY_STATUSES:
+                retry_after = _retry_after(response.headers.get("Retry-After"), self.clock)
+                wall = self._wall(source, response)
+                error = wall or FetchError("http", f"HTTP {status}", status=status)
+                if retry_after is not None and retry_after > settings.max_retry_after:
+                    raise FetchError(
+                        error.kind,
+                        f"{error}; server asked to retry after {retry_after:.0f} s (more"
+                        f" than max_retry_after {settings.max_retry_after:.0f} s)",
+                        status=status,
+                    )
+                return error, retry_after
+            reason = printable(response.reason or "", 80)
+            if status == 304:
+                return self._result(source, response, b"", attempt, started, True, hops)
+            if status >= 400:
+                raise self._wall(source, response) or FetchError(
+                    "http", f"HTTP {status} {reason}".rstrip(), status=status
+                )
+            if status not in CAPTURE_STATUSES:
+                # 202 is how some bot walls answer; a 3xx here had no usable Location.
+                raise self._wall(source, response) or FetchError(
+                    "http", f"HTTP {status} {reason}: not a page to record", status=status
+                )
+            body = self._read_body(response, guard)
+            if guard.fired:  # the body ended because the deadline shut the socket
+                raise _BrokenBody(guard.timeout_error("the body was not complete"))
+            # A challenge or login page served as a 200 is not the document.
+            wall = walls.detect(status, response.headers, body, response.url, source.url)
+            if wall is not None:
+                raise wall
+            return self._result(source, response, body, attempt, started, False, hops)
+
     def _wall(self, source: Source, response: requests.Response) -> FetchError | None:
         """A bot or login wall error when this error response is one (its body read, capped)."""
         body = b""
@@ -359,18 +449,21 @@ class Fetcher:
             log.debug("%s: error page unreadable: %s", source.id, exc)
         return walls.detect(response.status_code, response.headers, body, response.url, source.url)
 
-    def _read_body(self, response: requests.Response) -> bytes:
-        """The body, within the size cap and within `timeout` seconds for the whole of it.
+    def _read_body(self, response: requests.Response, guard: transport.Attempt) -> bytes:
+        """The body, within the size cap and within the attempt's deadline.
 
         requests' timeout bounds each read, so a server dripping a byte at a time could
-        otherwise hold a run for ever. Transient failures raise `_BrokenBody` (retried).
+        otherwise hold a run for ever; the watchdog ends a read blocked at the deadline,
+        and the deadline is checked between reads. The cap counts decoded bytes, read a
+        chunk at a time (urllib3 >= 2.6 inflates no more than it is asked for), so a gzip
+        bomb stops at the cap. Transient failures raise `_BrokenBody` (retried).
         """
         settings = self.settings
         cap = settings.max_bytes
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cap:
             raise FetchError("too_large", f"body of {declared} bytes exceeds the {cap} byte cap")
-        deadline = time.monotonic() + settings.timeout
+        deadline = guard.deadline
         chunks, size = [], 0
         try:
             for chunk in _chunks(response):
@@ -403,6 +496,7 @@ class Fetcher:
         attempts: int,
         started: float,
         not_modified: bool,
+        hops: list[str],
     ) -> FetchResult:
         content_type = response.headers.get("Content-Type")
         match = _CHARSET.search(content_type or "")
@@ -422,8 +516,70 @@ class Fetcher:
             not_modified=not_modified,
             attempts=attempts,
             elapsed=time.perf_counter() - started,
-            redirects=tuple(r.url for r in response.history),
+            redirects=tuple(hops),
         )
+
+
+class _Session(requests.Session):
+    """A session that never follows a redirect, nor reads its body to look for one.
+
+    Even with `allow_redirects=False` requests prepares the next hop, and first reads
+    the redirect's whole body (`resp.content`): a gzip bomb or an endless body behind a
+    302. Fetcher follows redirects itself, so here there is never a next hop.
+    """
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+    @staticmethod
+    def location(response: requests.Response) -> str | None:
+        """The redirect's target, decoded as requests decodes it."""
+        return requests.Session.get_redirect_target(requests.Session, response)  # type: ignore[arg-type]
+
+
+def _redirect_url(base: str, target: str) -> str:
+    """Where a redirect leads, resolved as requests resolves it."""
+    if target.startswith("//"):
+        target = f"{urlsplit(base).scheme}:{target}"
+    if not urlsplit(target).netloc:
+        return urljoin(base, requote_uri(target))
+    return str(requote_uri(target))
+
+
+def _judge_redirect(url: str, following: str, source: Source | None, status: int) -> None:
+    """Refuse a redirect before it is requested: another scheme, or (for a document)
+    another site not in `allow_hosts`; a sign-in host is a login wall, as it would be."""
+    scheme = urlsplit(following).scheme.lower()
+    if scheme not in SCHEMES:
+        raise FetchError(
+            "blocked_destination",
+            f"refused a redirect to a {scheme or 'schemeless'} address: {printable(following)}",
+            status=status,
+        )
+    if source is None:
+        return
+    asked, landed = site_of(url), site_of(following)
+    if asked and landed and asked != landed and landed not in source.allow_hosts:
+        login = walls.login_redirect(url, following)
+        if login:
+            raise FetchError("login_wall", f"{login} ({printable(following)})", status=status)
+        raise FetchError(
+            "offsite_redirect",
+            f"redirected to another site: {printable(following)} (not requested; add"
+            f" {printable(landed)!r} to the document's allow_hosts if that is expected)",
+            status=status,
+        )
+
+
+def _read_capped(response: requests.Response, cap: int, guard: transport.Attempt) -> bytes:
+    """At most `cap` decoded bytes of the body (the rest unread), within the deadline."""
+    chunks, size = [], 0
+    for chunk in _chunks(response):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= cap or guard.fired:
+            break
+    return b"".join(chunks)[:cap]
 
 
 def _chunks(response: requests.Response) -> Iterator[bytes]:

@@ -376,6 +376,17 @@ def _index_capture(tracker: Tracker, captures: list[Capture], capture: Capture) 
     return False
 
 
+def _same_capture(capture: Capture, moment: datetime, raw_sha: str) -> bool:
+    """Whether `capture` holds these bytes from this moment: stored at it, or, when two
+    items fell in one second and the store moved one to the next, imported from it."""
+    if capture.snapshot.sha256 != raw_sha:
+        return False
+    if capture.captured_at == moment:
+        return True
+    imported = capture.meta.get("imported")
+    return isinstance(imported, dict) and imported.get("captured_at") == iso(moment)
+
+
 def _import_one(
     tracker: Tracker,
     document: str,
@@ -418,7 +429,7 @@ def _import_one(
     )
     moment = item.captured_at.astimezone(UTC).replace(microsecond=0)
     raw_sha = hashlib.sha256(item.body).hexdigest()
-    if any(c.captured_at == moment and c.snapshot.sha256 == raw_sha for c in captures):
+    if any(_same_capture(c, moment, raw_sha) for c in captures):
         return "present", None, None, pending  # imported before: adds nothing, judged then
     before = [c for c in captures if c.captured_at < moment]
     versions: list[Version] = [c.version for c in before if c.version is not None]

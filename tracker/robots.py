@@ -25,7 +25,9 @@ MAX_ROBOTS_BYTES = 512 * 1024  # RFC 9309 asks crawlers to read at least 500 KiB
 class RobotsRules:
     """robots.txt answers, cached per scheme and host for the life of one Fetcher."""
 
-    def __init__(self, get: Callable[[str], requests.Response]) -> None:
+    def __init__(self, get: Callable[[str], tuple[int, bytes]]) -> None:
+        """`get` answers a robots.txt URL with its status and (capped) body; the fetcher
+        reads it under the same redirect rules, deadline and size cap as a page."""
         self._get = get
         self._cache: dict[str, urllib.robotparser.RobotFileParser | FetchError] = {}
         self._lock = threading.Lock()
@@ -50,7 +52,9 @@ class RobotsRules:
     def _load(self, site: str) -> urllib.robotparser.RobotFileParser | FetchError:
         parser = urllib.robotparser.RobotFileParser(site + "/robots.txt")
         try:
-            response = self._get(site + "/robots.txt")
+            status, body = self._get(site + "/robots.txt")
+        except FetchError as exc:  # a redirect refused, or too many of them
+            return exc
         except requests.exceptions.Timeout as exc:
             return FetchError("timeout", f"{site}/robots.txt timed out: {short_error(exc)}")
         except requests.exceptions.ConnectionError as exc:
@@ -64,18 +68,15 @@ class RobotsRules:
                 f"{site}/robots.txt could not be read ({type(exc).__name__});"
                 " treated as disallowing everything (RFC 9309)",
             )
-        with response:
-            status = response.status_code
-            if 400 <= status < 500:
-                parser.parse([])  # no robots.txt: everything is allowed
-                return parser
-            if status >= 500:
-                return FetchError(
-                    "robots",
-                    f"{site}/robots.txt answered HTTP {status}; treated as disallowing"
-                    " everything until it can be read (RFC 9309)",
-                    status=status,
-                )
-            body = response.raw.read(MAX_ROBOTS_BYTES, decode_content=True) or b""
+        if 400 <= status < 500:
+            parser.parse([])  # no robots.txt: everything is allowed
+            return parser
+        if status >= 500:
+            return FetchError(
+                "robots",
+                f"{site}/robots.txt answered HTTP {status}; treated as disallowing"
+                " everything until it can be read (RFC 9309)",
+                status=status,
+            )
         parser.parse(body.decode("utf-8", errors="replace").splitlines())
         return parser

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -181,7 +182,55 @@ def _matches_of_change(change: ClauseChange, topic: Topic) -> list[str]:
             ):
                 continue
             found.append(match.group(0))
+    if not found and change.before is not None and change.after is not None:
+        if _polarity(change.before.text) == _polarity(change.after.text):
+            return found  # the same negations and modals, recased or moved
+        # "We do not train our models on your content" → "We train our models on your
+        # content": the topic's words read the same, and the clause now says the opposite.
+        for clause, spans in ((change.before, old_spans), (change.after, new_spans)):
+            if clause is not None and not found:
+                found = _reversed_matches(clause.text, spans, topic)
     return found
+
+
+def _polarity(text: str) -> Counter[str]:
+    return Counter(m.group(0).casefold().replace("’", "'") for m in _POLARITY.finditer(text))
+
+
+def _reversed_matches(text: str, spans: Sequence[tuple[int, int]], topic: Topic) -> list[str]:
+    """The topic's words that an edited negation or modal ("not", "may", "only") governs:
+    in the same sentence, at most `POLARITY_REACH` words from it, in `text`'s `spans`."""
+    turns = [m.span() for start, end in spans for m in _POLARITY.finditer(text, start, end)]
+    if not turns:
+        return []
+    accepted = {_norm(word) for word in topic.find(text)}
+    found = []
+    for match in topic.regex.finditer(text):
+        if _norm(match.group(0)) not in accepted:
+            continue
+        for start, end in turns:
+            # Before the words ("may not use it for military") or after them ("police
+            # may never receive"), with no sentence break between.
+            between = (
+                text[end : match.start()] if end <= match.start() else text[match.end() : start]
+            )
+            if len(between.split()) <= POLARITY_REACH and not _SENTENCE_BREAK.search(between):
+                found.append(match.group(0))
+                break
+    return found
+
+
+POLARITY_REACH = 4  # words from "not" to what it negates: "do not [use it for] military"
+_SENTENCE_BREAK = re.compile(r"[.;:!?]\s")
+
+
+# Words whose insertion or removal can reverse what a clause allows or forbids.
+_POLARITY = re.compile(
+    r"\b(?:not|no|never|nor|cannot|can't|can’t|don't|don’t|doesn't|doesn’t|won't|won’t|"
+    r"shall|must|may|only|except|unless|without|prohibit\w*|forbid\w*|allow\w*|permit\w*|"
+    r"requir\w*|ban\w*|restrict\w*)\b",
+    re.IGNORECASE,
+)
 
 
 def _has_words(text: str, words: str) -> bool:

@@ -163,7 +163,7 @@ def detect(
     if status == 401:
         return FetchError("login_wall", "HTTP 401: the page asks for a login", status=status)
     if url is not None:
-        reason = _login_redirect(url, final_url)
+        reason = login_redirect(url, final_url)
         if reason:
             return FetchError("login_wall", f"{reason} ({final_url})", status=status)
     elif _login_like_path(final_url):
@@ -218,7 +218,7 @@ def _login_like_path(address: str) -> bool:
     return any(s in LOGIN_SEGMENTS for s in segments)
 
 
-def _login_redirect(url: str, final_url: str) -> str | None:
+def login_redirect(url: str, final_url: str) -> str | None:
     """Why a redirect from `url` to `final_url` ends on a login page, or None."""
     asked, landed = urlsplit(url), urlsplit(final_url)
     asked_host, host = (asked.hostname or "").lower(), (landed.hostname or "").lower()
