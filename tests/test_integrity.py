@@ -21,6 +21,7 @@ from test_schedule import assert_consistent, cli_process
 from werkzeug import Request, Response
 
 from tracker.config import load_config
+from tracker.errors import StoreError
 from tracker.index import Index
 from tracker.pipeline import Tracker
 from tracker.store import Store
@@ -448,7 +449,7 @@ def test_a_failed_rebuild_leaves_the_old_index(site: Site, workdir: Path) -> Non
     broken = store.captures("site/d3")[-1].version
     assert broken is not None
     (store.root / broken.path).unlink()
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(StoreError, match="cannot be read: No such file"):
         index.rebuild(store, config.sources)
     index.close()
     db = sqlite3.connect(config.index_path)

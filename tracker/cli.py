@@ -634,8 +634,17 @@ def import_(
     is not the document is skipped and reported by kind, and the import exits 1. Running
     an import again adds nothing.
     """
-    from .importer import ImportItem, folder_items, git_items, import_items, wayback_items
+    from .importer import (
+        ImportItem,
+        document_id_problem,
+        folder_items,
+        git_items,
+        import_items,
+        wayback_items,
+    )
 
+    if problem := document_id_problem(document):
+        raise click.BadParameter(problem, param_hint="'DOCUMENT'")
     chosen = sum(bool(x) for x in (path, repo, wayback))
     if chosen != 1:
         raise click.UsageError("give exactly one of PATH, --git REPO --path FILE, or --wayback")
@@ -648,7 +657,12 @@ def import_(
 
     with obj.tracker() as tracker, _stop_on_sigterm():
         if path is not None:
-            items, ignored = folder_items(path)
+            links: list[str] = []
+            items, ignored = folder_items(path, links)
+            for name in links:
+                click.echo(
+                    f"skipped {name}: a symbolic link (import never follows links)", err=True
+                )
             for name in ignored:
                 click.echo(
                     f"skipped {name}: not a dated .html, .md or .txt file (or .gz of one)",
@@ -741,17 +755,31 @@ def site() -> None:
 )
 @click.option("--full", is_flag=True, help="Rebuild every page, ignoring what is up to date.")
 @click.option("--json", "as_json", is_flag=True, help="Print what the build did as JSON.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Build into a non-empty folder that holds no previous build (its files may be"
+    " overwritten).",
+)
 @pass_context
-def site_build(obj: Context, out_dir: Path | None, full: bool, as_json: bool) -> None:
-    """Build the site, rewriting only what changed since the last build."""
+def site_build(obj: Context, out_dir: Path | None, full: bool, as_json: bool, force: bool) -> None:
+    """Build the site, rewriting only what changed since the last build.
+
+    A document whose stored files are damaged is left out (named on stderr, exit 1;
+    `verify` says which files) and the others are built.
+    """
     from .site import build_site, default_out
 
     with obj.tracker() as tracker, _writing_into(out_dir or default_out(obj.config)):
-        stats = build_site(tracker, out_dir, full=full)
+        stats = build_site(tracker, out_dir, full=full, force=force)
+    for skipped in stats.skipped:
+        click.echo(f"skipped {skipped}", err=True)
     if as_json:
         click.echo(json.dumps({**stats.__dict__, "out": str(stats.out)}, indent=2))
     else:
         click.echo(stats.line())
+    if stats.skipped:
+        sys.exit(1)
 
 
 @site.command(name="serve")
@@ -861,7 +889,7 @@ def digest(
             click.echo(f"{o.digest}: sent {changes} to {', '.join(o.recipients)}")
         if o.status == "failed":
             click.echo(f"Error: {o.digest}: {o.error}; nothing marked sent", err=True)
-    if any(o.status == "failed" for o in outcomes):
+    if any(o.status == "failed" or o.skipped for o in outcomes):
         sys.exit(1)
 
 
@@ -875,6 +903,7 @@ def reindex(obj: Context) -> None:
     config = obj.config
     started = time.perf_counter()
     store = Store(config.store_path)
+    skipped: list[str] = []
     with store.lock():
         try:
             index = Index(config.index_path, config.topics)
@@ -888,11 +917,20 @@ def reindex(obj: Context) -> None:
             click.echo(f"{config.index_path} was unreadable ({exc}); moved to {aside}", err=True)
             index = Index(config.index_path, config.topics)
         try:
-            counts = index.rebuild(store, config.sources)
+            counts = index.rebuild(store, config.sources, skipped)
         finally:
             index.close()
+    for line in skipped:
+        click.echo(f"skipped {line}", err=True)
     listing = ", ".join(f"{n} {table}" for table, n in counts.items())
     click.echo(f"Rebuilt {config.index_path} in {time.perf_counter() - started:.2f} s: {listing}")
+    if skipped:
+        click.echo(
+            f"{len(skipped)} damaged documents left out of the index;"
+            " `verify` names the files, `verify --repair` quarantines them",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @cli.command()
@@ -918,15 +956,18 @@ def reextract(
 
     with obj.tracker() as tracker:
         reports = run_reextract(tracker, documents, dry_run=dry_run, wait=wait)
+    damaged = any(r.error is not None for r in reports)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in reports], indent=2, ensure_ascii=False))
-        return
+        sys.exit(1 if damaged else 0)
     for report in reports:
-        click.echo(report.line())
+        click.echo(report.line(), err=report.error is not None)
         for kept in report.kept:
             click.echo(f"  kept as it was: {kept}")
     if dry_run:
         click.echo("Dry run: nothing was written.")
+    if damaged:
+        sys.exit(1)
 
 
 @cli.command()
@@ -936,10 +977,16 @@ def reextract(
     help="Rebuild the index from the files and remove leftovers of interrupted writes"
     " (never changes a stored capture), then check again.",
 )
+@click.option(
+    "--quarantine",
+    is_flag=True,
+    help="With --repair: first move each damaged capture (its metadata and files) to"
+    " snapshots/_quarantine/<time>/, kept, never deleted, then rebuild the index from the rest.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @wait_option
 @pass_context
-def verify(obj: Context, repair: bool, as_json: bool, wait: float) -> None:
+def verify(obj: Context, repair: bool, quarantine: bool, as_json: bool, wait: float) -> None:
     """Check every stored file against its hash, and the index against the files.
 
     Reports damaged files (document, capture time, path, expected and actual
@@ -952,7 +999,9 @@ def verify(obj: Context, repair: bool, as_json: bool, wait: float) -> None:
     """
     from .verify import verify as check_store
 
-    result = check_store(obj.config, repair=repair, wait=wait)
+    if quarantine and not repair:
+        raise click.UsageError("--quarantine goes with --repair")
+    result = check_store(obj.config, repair=repair, wait=wait, quarantine=quarantine)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:

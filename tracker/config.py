@@ -211,6 +211,24 @@ class Config:
         return {s.id: s for s in self.sources}
 
 
+def document_id_problem(doc_id: str) -> str | None:
+    """What is wrong with a document id, or None. An id names a folder in the store and
+    the site: `../../x`, `.`, `_runs` or an absolute path would write outside its place
+    or over the store's own records, and a long one past what file systems allow."""
+    if not ID_PATTERN.match(doc_id) or ".." in doc_id:
+        return (
+            "must be a lowercase slug such as 'azure-openai/code-of-conduct'"
+            " (letters, digits, '.', '-', '_', parts separated by '/')"
+        )
+    longest = max(len(part) for part in doc_id.split("/"))
+    if len(doc_id) > MAX_ID_CHARS or longest > MAX_ID_PART_CHARS:
+        return (
+            f"is too long ({len(doc_id)} characters, longest part {longest}):"
+            f" at most {MAX_ID_CHARS}, and {MAX_ID_PART_CHARS} between two '/'"
+        )
+    return None
+
+
 def default_config_text() -> str:
     """The configuration shipped with the package: the real documents we track."""
     return resources.files("tracker").joinpath("default.toml").read_text(encoding="utf-8")
@@ -555,17 +573,9 @@ def _parse_document(entry: Any, position: int, name: str) -> Source:
         if not entry[key].strip():
             raise ConfigError(f"{where}: key '{key}' must not be empty")
     doc_id = entry["id"]
-    if not ID_PATTERN.match(doc_id) or ".." in doc_id:
-        raise ConfigError(
-            f"{where}: key 'id' must be a lowercase slug such as 'azure-openai/code-of-conduct'"
-            " (letters, digits, '.', '-', '_', parts separated by '/')"
-        )
-    longest = max(len(part) for part in doc_id.split("/"))
-    if len(doc_id) > MAX_ID_CHARS or longest > MAX_ID_PART_CHARS:
-        raise ConfigError(
-            f"{where}: key 'id' is too long ({len(doc_id)} characters, longest part {longest}):"
-            f" at most {MAX_ID_CHARS}, and {MAX_ID_PART_CHARS} between two '/'"
-        )
+    problem = document_id_problem(doc_id)
+    if problem is not None:
+        raise ConfigError(f"{where}: key 'id' {problem}")
     url = _http_url(entry["url"], f"{where}: key 'url'", "https://example.org/terms")
     selectors: dict[str, tuple[str, ...]] = {}
     for key in ("select", "remove"):

@@ -128,13 +128,21 @@ def new_ledger(settings: DigestSettings, now: datetime, *, include_all: bool) ->
 
 
 def pending(
-    tracker: Tracker, settings: DigestSettings, ledger: Ledger, *, include_all: bool = False
+    tracker: Tracker,
+    settings: DigestSettings,
+    ledger: Ledger,
+    *,
+    include_all: bool = False,
+    damaged: dict[str, str] | None = None,
 ) -> list[Change]:
     """Changes this digest has not sent and whose filters they pass, flagged first, newest first.
 
     The index lists the candidates cheaply; only those that pass are diffed again
-    (with the configured topics, so the flags shown are today's).
+    (with the configured topics, so the flags shown are today's). A document whose
+    stored files are damaged is left out (its changes stay unsent, for the digest
+    after it is repaired), named in `damaged` with why.
     """
+    damaged = {} if damaged is None else damaged
     sent = ledger.sent_keys
     since = None if include_all else ledger.window_start
     wanted_topics = set(settings.topics)
@@ -152,30 +160,48 @@ def pending(
             continue
         if wanted_topics and not wanted_topics & set(row["flagged_topics"]):
             continue
-        if key.document not in versions:
-            versions[key.document] = {
-                iso(v.captured_at): v for v in tracker.store.versions(key.document)
-            }
-        before = versions[key.document].get(row["from_captured_at"])
-        after = versions[key.document].get(key.to_captured_at)
-        if (
-            before is None
-            or after is None
-            or (before.sha256, after.sha256)
-            != (
-                key.from_sha256,
-                key.to_sha256,
-            )
-        ):
-            log.warning("%s: the index is behind the store; skipping %s", key.document, key)
+        if key.document in damaged:
             continue
-        change = compute_change(tracker.store, before, after, tracker.config.topics)
+        try:
+            change = _pending_change(tracker, key, row, versions)
+        except StoreError as exc:
+            damaged[key.document] = str(exc)
+            continue
+        if change is None:
+            continue
         if wanted_topics and not any(f.topic in wanted_topics for f in change.flags):
             continue
         changes.append(change)
     changes.sort(key=lambda c: (c.after.captured_at, c.document), reverse=True)
     changes.sort(key=lambda c: not c.flags)
     return changes
+
+
+def _pending_change(
+    tracker: Tracker,
+    key: ChangeKey,
+    row: dict[str, Any],
+    versions: dict[str, dict[str, Any]],
+) -> Change | None:
+    """The change an index row names, diffed again; None when the index is behind."""
+    if key.document not in versions:
+        versions[key.document] = {
+            iso(v.captured_at): v for v in tracker.store.versions(key.document)
+        }
+    before = versions[key.document].get(row["from_captured_at"])
+    after = versions[key.document].get(key.to_captured_at)
+    if (
+        before is None
+        or after is None
+        or (before.sha256, after.sha256)
+        != (
+            key.from_sha256,
+            key.to_sha256,
+        )
+    ):
+        log.warning("%s: the index is behind the store; skipping %s", key.document, key)
+        return None
+    return compute_change(tracker.store, before, after, tracker.config.topics)
 
 
 # --- the message -------------------------------------------------------------------------------
@@ -361,6 +387,8 @@ class Outcome:
     error: str | None = None
     first_run: bool = False
     built: Digest | None = None
+    # "<document>: <why>" for documents left out because a stored file is damaged
+    skipped: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -373,6 +401,7 @@ class Outcome:
             "error": self.error,
             "first_run": self.first_run,
             "changes": [k.to_json() for k in self.changes],
+            "skipped": list(self.skipped),
         }
 
 
@@ -455,9 +484,13 @@ def _one(
         if mode == "send":
             # Fix the first window now, so a failed first send is retried with the same one.
             save_ledger(tracker, ledger)
-    changes = pending(tracker, settings, ledger, include_all=include_all)
+    damaged: dict[str, str] = {}
+    changes = pending(tracker, settings, ledger, include_all=include_all, damaged=damaged)
+    for document, why in damaged.items():
+        log.warning("digest %s: left out %s: %s", settings.id, document, why)
+    skipped = tuple(f"{d}: {why}" for d, why in damaged.items())
     if not changes:
-        return Outcome(settings.id, "nothing", first_run=first)
+        return Outcome(settings.id, "nothing", first_run=first, skipped=skipped)
     previous = max((e["sent_at"] for e in ledger.sent), default=None)
     window_start = None if include_all or previous else ledger.window_start
     digest = build(
@@ -472,6 +505,7 @@ def _one(
         settings.to,
         first_run=first,
         built=digest,
+        skipped=skipped,
     )
     if mode == "dry-run":
         return base

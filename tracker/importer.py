@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .errors import ArgumentError, FetchError, TrackerError
+from .config import document_id_problem as config_id_problem
+from .errors import ArgumentError, ConfigError, FetchError, TrackerError
 from .extract import extraction_key
 from .fetch import Fetcher, utcnow
 from .index import compute_change
 from .models import FetchResult, Source, Validators, Version
 from .pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
-from .store import Capture, atomic_write, iso, parse_iso
+from .store import Capture, atomic_write, iso, parse_iso, read_bytes
 
 LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; a day ahead is not that
@@ -103,6 +104,13 @@ class ImportReport:
         }
 
 
+def document_id_problem(document: str) -> str | None:
+    """Why `document` cannot be imported into, by the rule ids in tracker.toml follow
+    (`config.document_id_problem`), or None."""
+    problem = config_id_problem(document)
+    return None if problem is None else f"{document!r} is not a document id: it {problem}"
+
+
 def time_from_name(name: str) -> datetime | None:
     """The UTC time a file name gives: 2024-05-02, 2024-05-02T12-00-00Z, 20240502T120000Z…"""
     stem = name.split(".")[0]
@@ -127,17 +135,27 @@ def kind_of(name: str) -> str | None:
     return None
 
 
-def folder_items(folder: Path) -> tuple[list[ImportItem], list[str]]:
+def folder_items(
+    folder: Path, links: list[str] | None = None
+) -> tuple[list[ImportItem], list[str]]:
     """Dated files in `folder`, oldest first, and the names that were not understood.
 
     A `manifest.json` in the folder or its parent (the corpus layout: a list of
     entries with `file` and `captured_at`) gives the true capture time and source.
+    Symbolic links in the folder are never followed (a link to a secret would be
+    imported and published): their names go to `links`, for the caller to report.
     """
     if not folder.is_dir():
         raise TrackerError(f"{folder}: not a folder")
     manifest = _manifest_entries(folder)
     items, ignored = [], []
     for path in sorted(folder.iterdir()):
+        if path.is_symlink():
+            if links is not None:
+                links.append(path.name)
+            else:
+                log.warning("%s: a symbolic link; not imported (links are never followed)", path)
+            continue
         if not path.is_file() or path.name.startswith(".") or path.name == "manifest.json":
             continue
         kind = kind_of(path.name)
@@ -160,7 +178,11 @@ def folder_items(folder: Path) -> tuple[list[ImportItem], list[str]]:
                 "note",
             )
             imported["manifest"] = {k: entry[k] for k in keep if entry.get(k)}
-        body, error = _read(path.name, path.read_bytes())
+        try:
+            data = read_bytes(path, follow=False)
+        except OSError as exc:  # replaced by a link since it was listed, or unreadable
+            raise TrackerError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+        body, error = _read(path.name, data)
         items.append(
             ImportItem(
                 when, body, kind, imported, entry.get("original_url") if entry else None, error
@@ -182,11 +204,11 @@ def _read(name: str, data: bytes) -> tuple[bytes, FetchError | None]:
 
 def _manifest_entries(folder: Path) -> dict[str, dict[str, Any]]:
     for candidate in (folder / "manifest.json", folder.parent / "manifest.json"):
-        if not candidate.is_file():
+        if not candidate.is_file() or candidate.is_symlink():
             continue
         try:
-            data = json.loads(candidate.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError):
+            data = json.loads(read_bytes(candidate, follow=False))
+        except (OSError, ValueError, RecursionError):
             continue
         entries = data.get("captures", data) if isinstance(data, dict) else data
         out = {}
@@ -335,6 +357,8 @@ def import_items(
     SIGKILL, the next import, run or verify finds it and finishes the import's clean-up
     (`Index.recover_imports`).
     """
+    if problem := document_id_problem(document):
+        raise ConfigError(problem)
     source = tracker.config.source(document)
     report = ImportReport(document)
     store, index = tracker.store, tracker.index
@@ -511,7 +535,7 @@ def wayback_items(
             f"{document} is not configured; its URL is what the archive is asked for"
         )
     fetcher = fetcher or Fetcher(tracker.config.fetch)
-    state_path = tracker.store.root / "_imports" / document / "wayback.json"
+    state_path = tracker.store.imports_dir(document) / "wayback.json"
     done: set[str] = set()
     if state_path.exists():
         done = set(json.loads(state_path.read_text(encoding="utf-8")).get("done", []))

@@ -24,6 +24,7 @@ import sqlite_utils
 
 from .clauses import compare, segment
 from .diff import word_diff
+from .errors import StoreError
 from .models import Change, Source, Validators, Version
 from .store import Capture, Store, iso
 from .topics import Topic, default_topics, flags_for
@@ -448,11 +449,15 @@ class Index:
 
     # --- rebuilding ------------------------------------------------------------------------
 
-    def rebuild(self, store: Store, sources: Iterable[Source]) -> dict[str, int]:
+    def rebuild(
+        self, store: Store, sources: Iterable[Source], skipped: list[str] | None = None
+    ) -> dict[str, int]:
         """Drop every row and rebuild from the store's files alone.
 
         One transaction: readers see the old index until it commits, and a rebuild
-        that is killed or fails leaves the old index as it was.
+        that is killed or fails leaves the old index as it was. With `skipped`, a
+        document whose files are damaged is left out ("<document>: <why>" is added
+        there) and the others are rebuilt; without it, the damage is raised.
         """
         with self._transaction():
             for table in TABLES:
@@ -465,7 +470,12 @@ class Index:
                     self.db.table("documents").upsert(
                         {"id": document, **_described(store, document)}, pk="id"
                     )
-                self.rebuild_document(store, document)
+                try:
+                    self.rebuild_document(store, document)
+                except StoreError as exc:
+                    if skipped is None:
+                        raise
+                    skipped.append(f"{document}: {exc}")
             for record in store.runs():
                 self._apply_run(record)
             self._stamp()
@@ -560,7 +570,11 @@ class Index:
             ]
             if on_disk != indexed:
                 log.warning("%s: index was behind the files; rebuilding its rows", document)
-                self.rebuild_document(store, document)
+                try:
+                    self.rebuild_document(store, document)
+                except StoreError as exc:  # one damaged document never stops the others
+                    log.warning("%s: left as it was: %s", document, exc)
+                    continue
                 repaired.append(document)
         return repaired
 
@@ -706,7 +720,10 @@ def _decode_change(row: dict[str, Any]) -> dict[str, Any]:
 
 def _described(store: Store, document: str) -> dict[str, Any]:
     """A document no longer configured, described by its latest capture."""
-    latest = store.latest_capture(document)
+    try:
+        latest = store.latest_capture(document)
+    except StoreError:
+        latest = None  # damaged: `verify` names it; the document is still listed
     meta = latest.meta if latest else {}
     return {
         "configured": 0,

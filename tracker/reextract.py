@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from .clauses import compare, segment
-from .errors import FetchError
+from .errors import FetchError, StoreError
 from .extract import extract_text, extraction_key
 from .fetch import utcnow
 from .importer import TEXT_EXTRACTION
@@ -71,8 +71,11 @@ class ReextractReport:
     text_changed: list[TextChange] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # "<time>: why it was kept as it was"
     files_written: int = 0
+    error: str | None = None  # a damaged stored file: the document was left as it was
 
     def line(self) -> str:
+        if self.error is not None:
+            return f"{self.document}: skipped, left as it was: {self.error}"
         verb = "would re-extract" if self.dry_run else "re-extracted"
         text = (
             f"{self.document}: {verb} {self.reextracted} of {self.captures} captures;"
@@ -98,6 +101,7 @@ class ReextractReport:
             "text_changed": [c.to_json() for c in self.text_changed],
             "kept": self.kept,
             "files_written": self.files_written,
+            "error": self.error,
         }
 
 
@@ -123,6 +127,8 @@ def reextract(
     """Re-run extraction over every stored raw snapshot of `documents` (default: all).
 
     Holds the store's lock. With `dry_run`, computes and reports without writing.
+    A document whose stored files are damaged is reported (`error`) and left as it
+    was before anything of it is written; the others go on.
     """
     for document in documents:
         tracker.require_document(document)
@@ -133,7 +139,10 @@ def reextract(
     with tracker.store.lock(wait):
         tracker.index.sync(tracker.store, chosen)
         for document in chosen:
-            reports.append(_reextract_document(tracker, document, dry_run, clock))
+            try:
+                reports.append(_reextract_document(tracker, document, dry_run, clock))
+            except StoreError as exc:
+                reports.append(ReextractReport(document, dry_run, error=str(exc)))
     return reports
 
 
@@ -287,7 +296,7 @@ def _write(
         written += 1
         if new is None and old is not None:
             # The text file is derived data no metadata names any more.
-            (store.root / old["path"]).unlink(missing_ok=True)
+            store.resolve_inside(old["path"], f"{document} text").unlink(missing_ok=True)
     return written
 
 

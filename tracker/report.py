@@ -7,12 +7,13 @@ autoescapes every template, including user templates searched first.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import click
@@ -20,11 +21,14 @@ import jinja2
 
 from . import __version__
 from .clauses import clean_inline, cosmetic_reason
+from .errors import StoreError
 from .index import compute_change
 from .models import Change, Source
 from .pipeline import Tracker
 from .store import atomic_write, iso, stem_for
 from .topics import Topic
+
+log = logging.getLogger(__name__)
 
 CONTEXT_LINES = 3
 
@@ -290,10 +294,17 @@ def write_report(
     listing: list[dict[str, Any]] = []
     for document in docs:
         source = tracker.config.source(document)
-        versions = tracker.store.versions(document)
+        try:
+            versions = tracker.store.versions(document)
+            changes = [
+                compute_change(tracker.store, before, after, tracker.config.topics)
+                for before, after in itertools.pairwise(versions)
+            ]
+        except StoreError as exc:  # one damaged document never stops the report
+            log.warning("report: left out %s: %s", document, exc)
+            continue
         entries: list[dict[str, Any]] = []
-        for before, after in itertools.pairwise(versions):
-            change = compute_change(tracker.store, before, after, tracker.config.topics)
+        for change in changes:
             name = change_page_name(change)
             page = out_dir / name
             html = env.get_template("change.html").render(
@@ -376,6 +387,19 @@ def imported_label(imported: dict[str, Any] | None) -> str | None:
     origin = (imported.get("manifest") or {}).get("source_repo")
     extra = f"; originally {origin}" if origin else ""
     return f"imported from {source}" + (f" ({detail}{extra})" if detail else "")
+
+
+def public_imported(imported: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An `imported` record as published (site, JSON): the same fields, but a local
+    file or repository by its name alone, never the absolute path it was imported from
+    on the machine that ran the import."""
+    if not imported:
+        return imported
+    public = dict(imported)
+    for key in ("file", "repository"):
+        if isinstance(public.get(key), str):
+            public[key] = PurePosixPath(public[key].replace("\\", "/")).name
+    return public
 
 
 def _rel(target: Path, start: Path) -> str:

@@ -12,8 +12,10 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
+import os
 import re
-import shutil
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,20 +42,40 @@ from .report import (
     human_time,
     imported_label,
     packaged_templates,
+    public_imported,
     side_by_side,
 )
 from .report import template_env as base_env
 from .search_index import Span, clause_spans, index_script
-from .store import atomic_write, iso
+from .store import (
+    DamagedFileError,
+    StoreError,
+    atomic_write,
+    iso,
+    open_lock,
+    read_bytes,
+    safe_relative,
+)
+
+log = logging.getLogger(__name__)
 
 BUILD_DIR = ".build"
 MANIFEST = f"{BUILD_DIR}/manifest.json"
+NO_STATUS: dict[str, Any] = dict.fromkeys(
+    ("last_checked", "last_ok", "failing_since", "last_error", "last_error_kind")
+)
 HOME_CHANGES = 30
 FEED_ENTRIES = 50
 
 
 class SiteError(TrackerError):
     """The site cannot be built where asked."""
+
+
+class SiteFolderError(SiteError):
+    """The output folder holds files that no build made: a usage error (exit 2)."""
+
+    exit_code = 2
 
 
 @dataclass
@@ -68,13 +90,20 @@ class BuildStats:
     unchanged: int = 0
     removed: int = 0
     seconds: float = 0.0
+    # "<document>: <why>" for each document left out because a stored file is damaged
+    skipped: list[str] = field(default_factory=list)
 
     def line(self) -> str:
+        left_out = (
+            f"; {len(self.skipped)} damaged documents left out (`verify` names the files)"
+            if self.skipped
+            else ""
+        )
         return (
             f"site: {self.documents} documents, {self.changes} changes"
             f" ({self.computed} computed); {self.written} files written,"
             f" {self.unchanged} unchanged, {self.removed} removed"
-            f" in {self.seconds:.2f} s → {self.out / layout.HOME}"
+            f" in {self.seconds:.2f} s → {self.out / layout.HOME}{left_out}"
         )
 
 
@@ -128,10 +157,44 @@ class SiteWriter:
         self.made = made if made is not None else previous
         self.current: dict[str, str] = {}
         self.stats = stats
+        self._real_out = os.path.realpath(out)
+        self._folders: dict[str, bool] = {}  # folder → inside the output folder
+
+    def target(self, path: str) -> Path | None:
+        """`out/path` when `path` is a plain relative path whose folder resolves inside the
+        output folder (no `..`, absolute path, or symbolic link leading out), else None."""
+        parts = safe_relative(path)
+        if parts is None:
+            return None
+        target = self.out.joinpath(*parts)
+        folder = str(target.parent)
+        inside = self._folders.get(folder)
+        if inside is None:
+            real = os.path.realpath(folder)
+            inside = real == self._real_out or real.startswith(self._real_out + os.sep)
+            self._folders[folder] = inside
+        return target if inside else None
+
+    def _plain_file(self, path: str) -> Path | None:
+        """`out/path` if it is a plain file inside the output folder (not a link)."""
+        target = self.target(path)
+        if target is None:
+            return None
+        try:
+            return target if stat.S_ISREG(os.lstat(target).st_mode) else None
+        except OSError:
+            return None
+
+    def read(self, path: str) -> bytes:
+        """An output of a previous build (a cache), never through a link."""
+        target = self._plain_file(path)
+        if target is None:
+            raise OSError(f"{path} is not a plain file inside the site folder")
+        return read_bytes(target, follow=False)
 
     def is_fresh(self, path: str, key: str) -> bool:
-        """`path` was made from `key` last time and still exists."""
-        return self.previous.get(path) == key and (self.out / path).is_file()
+        """`path` was made from `key` last time and is still there, a plain file."""
+        return self.previous.get(path) == key and self._plain_file(path) is not None
 
     def fresh(self, path: str, key: str) -> bool:
         """Keep `path` as it is when it is fresh; say whether it was."""
@@ -146,28 +209,33 @@ class SiteWriter:
         key = key or hashlib.sha256(raw).hexdigest()
         if self.fresh(path, key):
             return
-        atomic_write(self.out / path, raw, durable=False)  # the site can always be rebuilt
+        atomic_write(self._writable(path), raw, durable=False)  # the site can be rebuilt
         self.current[path] = key
         self.stats.written += 1
 
     def copy(self, path: str, source: Path, key: str) -> None:
         if self.fresh(path, key):
             return
-        target = self.out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.tmp")
+        # Through a fresh temporary name (O_EXCL): a fixed one planted in a shared site
+        # folder as a link would have been written through.
         try:
-            shutil.copyfile(source, temp)
-            temp.replace(target)
-        finally:
-            temp.unlink(missing_ok=True)
+            data = read_bytes(source)
+        except OSError as exc:
+            raise DamagedFileError(source, f"cannot be read: {exc.strerror or exc}") from None
+        atomic_write(self._writable(path), data, durable=False)
         self.current[path] = key
         self.stats.written += 1
 
+    def _writable(self, path: str) -> Path:
+        target = self.target(path)
+        if target is None:
+            raise SiteError(f"{self.out / path} leads outside the site folder; refused")
+        return target
+
     def finish(self, fingerprint: str) -> None:
         for path in sorted(set(self.made) - set(self.current)):
-            target = self.out / path
-            if target.is_file():
+            target = self._plain_file(path)
+            if target is not None:
                 target.unlink()
                 self.stats.removed += 1
                 _prune_empty(target.parent, self.out)
@@ -178,10 +246,42 @@ class SiteWriter:
 
 def _read_manifest(out: Path) -> dict[str, Any]:
     try:
-        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        data = json.loads(read_bytes(out / MANIFEST, follow=False))
     except (ValueError, OSError):
         return {}  # none yet, or damaged: that only costs a full rebuild
     return data if isinstance(data, dict) else {}
+
+
+def _made_outputs(manifest: dict[str, Any]) -> dict[str, str]:
+    """The files a previous build says it made, only those that can be outputs: the
+    manifest is a file in a shared folder, so a `../x` or `/etc/x` in it is ignored
+    (never deleted), and said once."""
+    outputs = manifest.get("outputs")
+    made: dict[str, str] = {}
+    for path, key in (outputs if isinstance(outputs, dict) else {}).items():
+        if safe_relative(path) is None or not isinstance(key, str):
+            log.warning("site manifest names %r, which is no output; ignored", path)
+            continue
+        made[path] = key
+    return made
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse a folder holding files that no build made, unless forced: a build writes
+    `index.html`, `assets/`… over whatever is there, and removes what it made before."""
+    if force or not out.exists():
+        return
+    if not out.is_dir():
+        raise SiteFolderError(f"{out} is not a folder")
+    manifest = out / MANIFEST
+    if manifest.is_file() and not manifest.is_symlink():
+        return  # a previous build
+    if any(out.iterdir()):
+        raise SiteFolderError(
+            f"{out} is not empty and holds no previous build ({MANIFEST} is missing):"
+            " building there would overwrite its files; give an empty or new folder,"
+            " or --force to build there anyway"
+        )
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
@@ -226,9 +326,19 @@ def default_out(config: Config) -> Path:
 
 
 def build_site(
-    tracker: Tracker, out: Path | None = None, *, full: bool = False, now: datetime | None = None
+    tracker: Tracker,
+    out: Path | None = None,
+    *,
+    full: bool = False,
+    now: datetime | None = None,
+    force: bool = False,
 ) -> BuildStats:
-    """Build (or bring up to date) the site in `out`; return what was done."""
+    """Build (or bring up to date) the site in `out`; return what was done.
+
+    `out` must be new, empty or a previous build (`force` builds in any folder). A
+    document whose stored files are damaged is left out, named in `stats.skipped`,
+    and its pages from earlier builds are kept; the others are built.
+    """
     import time
 
     started = time.perf_counter()
@@ -237,13 +347,14 @@ def build_site(
     store_root = tracker.store.root.resolve()
     if out == store_root or store_root in out.parents:
         raise SiteError(f"the site folder {out} must not be inside the store {store_root}")
+    _check_out(out, force)
     out.mkdir(parents=True, exist_ok=True)
     stats = BuildStats(out=out)
     with _build_lock(out):
         env = site_env(config)
         fingerprint = _fingerprint(config, env)
         manifest = _read_manifest(out)
-        made: dict[str, str] = dict(manifest.get("outputs", {}))
+        made = _made_outputs(manifest)
         # Keys are trusted only from a build that finished with the same templates,
         # topics and settings; the list of files made is always kept, so whatever a
         # previous build wrote and this one does not is still deleted.
@@ -251,10 +362,14 @@ def build_site(
         previous = made if trusted and not full else {}
         _write_manifest(out, {"fingerprint": fingerprint, "outputs": made, "complete": False})
         writer = SiteWriter(out, previous, stats, made)
-        documents = [
-            _build_document(tracker, env, writer, document)
-            for document in tracker.known_documents()
-        ]
+        documents = []
+        for document in tracker.known_documents():
+            try:
+                documents.append(_build_document(tracker, env, writer, document))
+            except StoreError as exc:
+                stats.skipped.append(f"{document}: {exc}")
+                log.debug("site: left out %s: %s", document, exc)
+                _keep_pages(writer, document)
         stats.documents = len(documents)
         stats.changes = sum(len(d.changes) for d in documents)
         _write_aggregates(tracker, env, writer, documents, now or datetime.now(UTC))
@@ -263,11 +378,29 @@ def build_site(
     return stats
 
 
+def _keep_pages(writer: SiteWriter, document: str) -> None:
+    """Keep what earlier builds made for a document left out this time (not deleted)."""
+    own = (
+        f"{layout.document_dir(document)}/",
+        layout.feed("documents", document),
+        f"{BUILD_DIR}/search/{document}.json",
+    )
+    for path, key in writer.made.items():
+        if path.startswith(own[0]) or path in own[1:]:
+            writer.current.setdefault(path, key)
+
+
 @contextlib.contextmanager
 def _build_lock(out: Path) -> Iterator[None]:
-    path = out / BUILD_DIR / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    folder = out / BUILD_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.is_symlink() or not folder.is_dir():
+        raise SiteError(f"{folder} is a symbolic link; refusing to build there")
+    try:
+        handle = open_lock(folder / "lock")
+    except OSError as exc:
+        raise SiteError(f"cannot lock {folder / 'lock'}: {exc.strerror or exc}") from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -297,7 +430,9 @@ def _build_document(
     tracker: Tracker, env: jinja2.Environment, writer: SiteWriter, document: str
 ) -> DocumentData:
     source = tracker.config.source(document)
-    row = tracker.index.document(document) or {}
+    # A document the index does not list yet (a stored, unconfigured one after the index
+    # was deleted) is shown as never checked rather than failing the templates.
+    row = {**NO_STATUS, **(tracker.index.document(document) or {})}
     versions = tracker.store.versions(document)
     data = DocumentData(
         id=document,
@@ -330,18 +465,20 @@ def _build_document(
 
 
 def _copy_version(tracker: Tracker, writer: SiteWriter, version: Version) -> None:
-    root = tracker.store.root
+    store = tracker.store
     writer.copy(
         layout.version_text(version.document, version.captured_at),
-        root / version.path,
+        store.resolve_inside(version.path, f"{version.document} text"),
         version.sha256,
     )
-    if version.snapshot_path and (root / version.snapshot_path).is_file():
-        writer.copy(
-            layout.version_raw(version.document, version.captured_at),
-            root / version.snapshot_path,
-            version.snapshot_sha256 or version.snapshot_path,
-        )
+    if version.snapshot_path:
+        raw = store.resolve_inside(version.snapshot_path, f"{version.document} raw snapshot")
+        if raw.exists():
+            writer.copy(
+                layout.version_raw(version.document, version.captured_at),
+                raw,
+                version.snapshot_sha256 or version.snapshot_path,
+            )
 
 
 def _change(
@@ -371,8 +508,8 @@ def _change(
         ).encode()
     ).hexdigest()
     if writer.is_fresh(page, key) and writer.is_fresh(data_path, key):
-        with contextlib.suppress(ValueError, OSError):
-            entry = dict(json.loads((writer.out / data_path).read_text(encoding="utf-8")))
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            entry = dict(json.loads(writer.read(data_path)))
             writer.fresh(page, key)
             writer.fresh(data_path, key)
             return entry
@@ -464,9 +601,12 @@ def _spans(tracker: Tracker, writer: SiteWriter, document: DocumentData) -> list
     """The document's clause spans for search, cached by the list of its versions."""
     key = hashlib.sha256(json.dumps([v.sha256 for v in document.versions]).encode()).hexdigest()
     cache = f"{BUILD_DIR}/search/{document.id}.json"
-    if writer.fresh(cache, key):
-        stored = json.loads((writer.out / cache).read_text("utf-8"))
-        return [(int(a), int(b), str(c), str(d)) for a, b, c, d in stored]
+    if writer.is_fresh(cache, key):
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            stored = json.loads(writer.read(cache))
+            spans = [(int(a), int(b), str(c), str(d)) for a, b, c, d in stored]
+            writer.fresh(cache, key)
+            return spans
     spans = clause_spans(tracker.store.read_text(v) for v in document.versions)
     writer.write(cache, json.dumps(spans, ensure_ascii=False), key)
     return spans
@@ -614,7 +754,7 @@ def _document_json(document: DocumentData) -> dict[str, Any]:
                 "raw_url": layout.version_raw(document.id, v.captured_at)
                 if v.snapshot_path
                 else None,
-                "imported": v.imported,
+                "imported": public_imported(v.imported),
             }
             for v in document.versions
         ],

@@ -22,7 +22,9 @@ import itertools
 import json
 import logging
 import os
+import stat
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -117,10 +119,32 @@ _PID = [os.getpid()]  # getpid is a system call; a forked child learns its own b
 os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
 
-def read_bytes(path: Path) -> bytes:
-    """A whole file, unbuffered: no isatty probe or seek as `open()` makes by default."""
-    with open(path, "rb", buffering=0) as handle:
+def read_bytes(path: Path, *, follow: bool = True) -> bytes:
+    """A whole file, unbuffered: no isatty probe or seek as `open()` makes by default.
+
+    `follow=False` refuses a symbolic link (ELOOP) where the store keeps plain files.
+    Anything but a plain file (a FIFO would block for ever, a device never end) is
+    refused with EINVAL: stores and sites are shared, and read as data.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    with open(os.open(path, flags | (0 if follow else _NOFOLLOW)), "rb", buffering=0) as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a plain file", str(path))
         return handle.readall()
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def safe_relative(rel: object) -> list[str] | None:
+    """`rel`'s parts when it is a plain relative path (no absolute, `..`, `.`, empty part,
+    backslash or NUL), else None: the lexical half of `Store.resolve_inside`."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
+        return None
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return None
+    return parts
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -134,6 +158,15 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class DamagedFileError(StoreError):
+    """A stored file that cannot be read as what it is: named, so a whole-store command
+    can skip its document, say which file to restore, and go on with the others."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
 
 
 class _Unread:
@@ -159,11 +192,48 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._real_root: str | None = None
 
-    # --- reading ---------------------------------------------------------------------
+    # --- paths -------------------------------------------------------------------------
+
+    def resolve_inside(self, rel: str, what: str = "path") -> Path:
+        """`root/rel`, when `rel` (read from a stored file, or a document id) stays inside.
+
+        Stores are shared (committed from CI, copied between machines), so a path in a
+        capture's metadata is data, not trust: an absolute path, a `..`, or a symbolic
+        link that leads out of the store is refused with a `StoreError` rather than read,
+        published or deleted. Checked when used, as the links may change after loading.
+        """
+        where = safe_relative(rel)
+        if where is None:
+            raise StoreError(f"{what} {rel!r} is not a relative path inside the store")
+        path = self.root.joinpath(*where)
+        real = os.path.realpath(path)
+        root = self._root_real()
+        if real != root and not real.startswith(root + os.sep):
+            raise StoreError(
+                f"{what} {rel!r} leads outside the store {self.root} (to {real},"
+                " through a symbolic link); refused"
+            )
+        return path
+
+    def _root_real(self) -> str:
+        if self._real_root is not None:
+            return self._real_root
+        real = os.path.realpath(self.root)
+        if os.path.isdir(real):
+            self._real_root = real  # the store's own place does not move under a command
+        return real
 
     def document_dir(self, document: str) -> Path:
-        return self.root.joinpath(*document.split("/"))
+        """The document's folder; a `StoreError` for an id that would leave its place
+        (`..`, absolute, `_runs`) or a folder that is a link out of the store."""
+        parts = safe_relative(document)
+        if parts is None or parts[0].startswith(("_", ".")):
+            raise StoreError(f"{document!r} is not a document id (see [[documents]] id)")
+        return self.resolve_inside(document, "document folder")
+
+    # --- reading ---------------------------------------------------------------------
 
     def documents(self) -> list[str]:
         """Ids of every document with at least one capture on disk."""
@@ -172,8 +242,9 @@ class Store:
         found = set()
         for meta in self.root.rglob("*.json"):
             rel = meta.parent.relative_to(self.root)
-            # `_runs`, `_imports`, `_digests`: the store's own records; ids never start with _.
-            if rel.parts and not rel.parts[0].startswith("_") and not meta.name.startswith("."):
+            # `_runs`, `_imports`, `_digests`, `_quarantine`: the store's own records, and
+            # `.git` and the like: ids never start with `_` or `.` (see `document_dir`).
+            if rel.parts and rel.parts[0][:1] not in "_." and not meta.name.startswith("."):
                 found.add("/".join(rel.parts))
         return sorted(found)
 
@@ -211,11 +282,28 @@ class Store:
         return self.latest_version(document)
 
     def read_text(self, version: Version) -> str:
-        text = read_bytes(self.root / version.path).decode("utf-8")
+        """A version's text; a `StoreError` naming the file when it is damaged."""
+        path = self.resolve_inside(version.path, f"{version.document} text")
+        try:
+            text = read_bytes(path).decode("utf-8")
+        except OSError as exc:
+            raise DamagedFileError(path, f"cannot be read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            problem = f"is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            raise DamagedFileError(path, problem) from None
         return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
     def read_snapshot(self, snapshot_path: str) -> bytes:
-        return gzip.decompress((self.root / snapshot_path).read_bytes())
+        """A raw snapshot, decompressed; a `StoreError` naming the file when it is damaged."""
+        path = self.resolve_inside(snapshot_path, "raw snapshot")
+        try:
+            return gzip.decompress(read_bytes(path))
+        except OSError as exc:
+            if exc.errno is None:  # gzip's BadGzipFile
+                raise DamagedFileError(path, f"does not decompress ({exc})") from None
+            raise DamagedFileError(path, f"cannot be read: {exc.strerror or exc}") from None
+        except (EOFError, zlib.error) as exc:
+            raise DamagedFileError(path, f"does not decompress ({exc})") from None
 
     def _meta_files(self, document: str) -> list[Path]:
         folder = self.document_dir(document)
@@ -227,10 +315,13 @@ class Store:
 
     def _load_capture(self, document: str, meta_path: Path) -> Capture:
         try:
-            meta = json.loads(read_bytes(meta_path))
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{meta_path}: unreadable capture metadata: {exc}") from None
-        return _capture_of(document, meta)
+            meta = json.loads(read_bytes(meta_path, follow=False))
+            return _capture_of(document, meta)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            if isinstance(exc, KeyError):
+                reason = f"no {exc} in it"
+            raise DamagedFileError(meta_path, f"unreadable capture metadata: {reason}") from None
 
     # --- writing ---------------------------------------------------------------------
 
@@ -458,10 +549,15 @@ class Store:
     def begin_import(self, document: str, started_at: datetime) -> None:
         """Journal an import of `document` before its first write (see `IMPORT_JOURNAL`)."""
         record = {"document": document, "started_at": iso(started_at), "pid": os.getpid()}
-        atomic_write(self.root / IMPORTS_DIR / document / IMPORT_JOURNAL, _json_bytes(record))
+        atomic_write(self.imports_dir(document) / IMPORT_JOURNAL, _json_bytes(record))
 
     def end_import(self, document: str) -> None:
-        (self.root / IMPORTS_DIR / document / IMPORT_JOURNAL).unlink(missing_ok=True)
+        (self.imports_dir(document) / IMPORT_JOURNAL).unlink(missing_ok=True)
+
+    def imports_dir(self, document: str) -> Path:
+        """`_imports/<document>/`, for a valid id only (see `document_dir`)."""
+        self.document_dir(document)
+        return self.resolve_inside(f"{IMPORTS_DIR}/{document}", "import records")
 
     def interrupted_imports(self) -> list[str]:
         """Documents whose import was killed before it finished. Call it holding the lock,
@@ -469,7 +565,15 @@ class Store:
         base = self.root / IMPORTS_DIR
         if not base.is_dir():
             return []
-        return sorted(str(p.parent.relative_to(base)) for p in base.rglob(IMPORT_JOURNAL))
+        found = []
+        for journal in base.rglob(IMPORT_JOURNAL):
+            document = "/".join(journal.parent.relative_to(base).parts)
+            parts = safe_relative(document)
+            if parts is None or parts[0].startswith(("_", ".")):
+                log.warning("%s: ignoring an import journal of no document id", journal)
+                continue
+            found.append(document)
+        return sorted(found)
 
     def drop_repeated_versions(self, document: str, now: datetime) -> list[str]:
         """A stored version whose text equals the version just before it is no longer one.
@@ -503,7 +607,7 @@ class Store:
             }
             meta["version"] = None
             atomic_write(folder / f"{stem_for(capture.captured_at)}.json", _json_bytes(meta))
-            (self.root / version.path).unlink(missing_ok=True)
+            self.resolve_inside(version.path, f"{document} text").unlink(missing_ok=True)
             dropped.append(iso(capture.captured_at))
         return dropped
 
@@ -564,11 +668,11 @@ class Store:
         named = set()
         for meta_path in folder.glob("*.json"):
             try:
-                meta = json.loads(meta_path.read_text(encoding="utf-8"))
-                named.add(self.root / meta["snapshot"]["path"])
+                meta = json.loads(read_bytes(meta_path, follow=False))
+                named.add(self.resolve_inside(meta["snapshot"]["path"]))
                 if meta.get("version"):
-                    named.add(self.root / meta["version"]["path"])
-            except (OSError, ValueError, KeyError, TypeError):
+                    named.add(self.resolve_inside(meta["version"]["path"]))
+            except (OSError, ValueError, KeyError, TypeError, StoreError):
                 return None
         return named
 
@@ -615,7 +719,7 @@ class Store:
         path = self.root / LOCK_NAME
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            handle = open(path, "a+")  # noqa: SIM115 - held open for the life of the lock
+            handle = open_lock(path)
         except OSError as exc:
             raise StoreError(f"cannot lock the store at {path}: {self._reason(exc)}") from None
         try:
@@ -640,6 +744,35 @@ class Store:
             yield
         finally:
             handle.close()
+
+
+def open_lock(path: Path) -> Any:
+    """Open (or create) a lock file without following a symbolic link, as a text handle.
+
+    A shared store could hold `.lock` as a link to any file the user can write, which
+    the lock would then truncate; a link, or anything but a plain file, is refused.
+    """
+    flags = os.O_RDWR | _NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        try:
+            fd = os.open(path, flags)  # most often there: no need to ask to create it
+        except FileNotFoundError:
+            fd = os.open(path, flags | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StoreError(
+                f"{path} is a symbolic link; refusing to use it as the lock"
+                " (remove it: a lock is an empty plain file)"
+            ) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"{path} is not a plain file; refusing to use it as the lock")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "a+")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def is_capture_file(name: str) -> bool:
@@ -681,6 +814,9 @@ def _capture_of(document: str, meta: dict[str, Any]) -> Capture:
     """The capture a metadata file describes."""
     captured_at = parse_iso(meta["captured_at"])
     snap = meta["snapshot"]
+    for named in (snap, meta.get("version") or {}):
+        if "path" in named and safe_relative(named["path"]) is None:
+            raise ValueError(f"it names {named['path']!r}, which is not a path inside the store")
     snapshot = Snapshot(
         document=document,
         captured_at=captured_at,

@@ -5,27 +5,43 @@ must parse and name files whose hashes match it; leftovers of interrupted writes
 (temporary files, raw or text files no committed metadata names) are harmless and
 removable; the index must equal one rebuilt from the files. Only the leftovers and
 the index can be repaired: a stored file whose hash is wrong is reported, for a human
-to restore from a backup, and never rewritten.
+to restore from a backup, and never rewritten. With `quarantine`, the captures whose
+files are damaged (or whose metadata names a path outside the store) are moved,
+whole, to `_quarantine/<time>/` in the store: kept for a human to restore, never
+deleted, and out of the way so that every other command sees a consistent store.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import sqlite3
 import tempfile
 import zlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .config import Config
 from .errors import StoreError
 from .index import TABLES, Index
-from .store import RUNS_DIR, Store, is_capture_file, iso, sha256_hex
+from .store import (
+    RUNS_DIR,
+    STEM_LENGTH,
+    Store,
+    is_capture_file,
+    iso,
+    parse_stem,
+    sha256_hex,
+    stem_for,
+)
 
 SHOWN = 3  # rows named per index table before "and N more"
-DAMAGE = ("corrupt", "missing", "unreadable", "journal")  # what no repair can undo
+# What no repair can undo ("outside": metadata naming a path that leaves the store).
+DAMAGE = ("corrupt", "missing", "unreadable", "journal", "outside")
+QUARANTINE_DIR = "_quarantine"
 
 
 @dataclass(frozen=True)
@@ -92,18 +108,27 @@ class Verification:
         }
 
 
-def verify(config: Config, *, repair: bool = False, wait: float = 0.0) -> Verification:
+def verify(
+    config: Config, *, repair: bool = False, wait: float = 0.0, quarantine: bool = False
+) -> Verification:
     """Check the store and the index under the store's lock; `repair` fixes what it can.
 
-    After repairing, everything is checked again: what remains is what is returned.
+    `quarantine` (with `repair`) first moves the damaged captures aside (see the module
+    docstring), so the index can then be rebuilt from what is left. After repairing,
+    everything is checked again: what remains is what is returned.
     """
     store = Store(config.store_path)
     with store.lock(wait):
         recovered = _recover_imports(store, config)
         result = check(store, config)
-        if repair and any(p.repairable for p in result.problems):
-            done = _repair(store, config, result.problems)
+        done: list[str] = []
+        if repair and quarantine and any(p.kind in CAPTURE_DAMAGE for p in result.problems):
+            done = quarantine_captures(store, result.problems, datetime.now(UTC))
             result = check(store, config)
+        if repair and any(p.repairable for p in result.problems):
+            done += _repair(store, config, result.problems)
+            result = check(store, config)
+        if done:
             result.repaired = done
         result.recovered = recovered
     return result
@@ -150,14 +175,39 @@ def _check_captures(store: Store, result: Verification) -> tuple[set[Path], set[
             except (StoreError, KeyError, TypeError, ValueError) as exc:
                 reason = str(exc) if isinstance(exc, StoreError) else f"missing or bad {exc}"
                 result.problems.append(
-                    Problem("unreadable", str(meta_path), f"capture metadata: {reason}")
+                    Problem(
+                        "unreadable",
+                        str(meta_path),
+                        f"capture metadata: {reason}",
+                        document=document,
+                        captured_at=_stem_time(meta_path.name),
+                    )
                 )
                 unsure.add(meta_path.parent)
                 continue
             result.counts["captures"] += 1
             when = iso(capture.captured_at)
             snap = capture.snapshot
-            raw = store.root / snap.path
+            try:
+                raw = store.resolve_inside(snap.path, "raw snapshot")
+                text_path = (
+                    store.resolve_inside(capture.version.path, "text")
+                    if capture.version is not None
+                    else None
+                )
+            except StoreError as exc:
+                result.problems.append(
+                    Problem(
+                        "outside",
+                        str(meta_path),
+                        f"{document} capture {when}: {exc}; not read (a shared store is"
+                        " never trusted to point elsewhere)",
+                        document=document,
+                        captured_at=when,
+                    )
+                )
+                unsure.add(meta_path.parent)
+                continue
             referenced.add(raw)
             if raw not in seen:
                 result.counts["snapshots"] += 1
@@ -165,14 +215,21 @@ def _check_captures(store: Store, result: Verification) -> tuple[set[Path], set[
                 seen[raw] = problem is None
                 if problem is not None:
                     result.problems.append(_about(problem, document, when, "raw snapshot"))
-            if capture.version is not None:
-                text = store.root / capture.version.path
+            if capture.version is not None and text_path is not None:
+                text = text_path
                 referenced.add(text)
                 result.counts["texts"] += 1
                 problem = _check_file(text, capture.version.sha256, capture.version.bytes)
                 if problem is not None:
                     result.problems.append(_about(problem, document, when, "text"))
     return referenced, unsure
+
+
+def _stem_time(name: str) -> str | None:
+    try:
+        return iso(parse_stem(name[:STEM_LENGTH]))
+    except ValueError:
+        return None
 
 
 def _check_file(
@@ -198,7 +255,10 @@ def _check_file(
 
 
 def _about(problem: Problem, document: str, when: str, what: str) -> Problem:
-    hint = "; restore it from a backup (verify cannot repair a stored file)"
+    hint = (
+        "; restore it from a backup (verify cannot repair a stored file;"
+        " --repair --quarantine moves the capture aside)"
+    )
     return Problem(
         problem.kind,
         problem.path,
@@ -289,9 +349,8 @@ def check_index(store: Store, config: Config) -> list[Problem]:
                 fresh.rebuild(store, config.sources)
                 expected = fresh.dump()
             except Exception as exc:  # a damaged file; reported above, one line here
-                return [
-                    Problem("index", where, f"cannot be compared: rebuilding it failed: {exc!r}")
-                ]
+                why = str(exc) if isinstance(exc, StoreError) else repr(exc)
+                return [Problem("index", where, f"cannot be compared: rebuilding it failed: {why}")]
             finally:
                 fresh.close()
         actual = live.dump()
@@ -372,3 +431,45 @@ def _repair(store: Store, config: Config, problems: list[Problem]) -> list[str]:
             index.close()
         done.append(f"rebuilt the index {config.index_path} from the files")
     return done
+
+
+# A capture's own damage, which quarantine moves aside (a run journal is not a capture).
+CAPTURE_DAMAGE = ("corrupt", "missing", "unreadable", "outside")
+
+
+def quarantine_captures(store: Store, problems: list[Problem], now: datetime) -> list[str]:
+    """Move each damaged capture, whole, to `_quarantine/<now>/<document>/`: its metadata
+    and every file of the same time stem in its folder. Nothing is deleted; the same
+    relative names are kept, so putting a capture back is moving its files back.
+
+    A raw snapshot shared by later captures (same bytes fetched again) stays where it
+    is when only a later capture is damaged; when it is itself damaged, the captures
+    that reuse it are found missing by the next check and quarantined by the next
+    `--repair --quarantine`.
+    """
+    base = store.root / QUARANTINE_DIR / stem_for(now)
+    moved: list[str] = []
+    done: set[tuple[str, str]] = set()
+    for problem in problems:
+        if problem.kind not in CAPTURE_DAMAGE or not problem.document or not problem.captured_at:
+            continue
+        key = (problem.document, problem.captured_at)
+        if key in done:
+            continue
+        done.add(key)
+        try:
+            folder = store.document_dir(problem.document)
+        except StoreError:
+            continue
+        stem = stem_for(datetime.fromisoformat(problem.captured_at.replace("Z", "+00:00")))
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.startswith(stem + "."))
+        except OSError:
+            continue
+        for name in names:
+            source = folder / name
+            target = base.joinpath(*problem.document.split("/"), name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)  # same file system: a rename, never a copy
+            moved.append(f"quarantined {source} → {target}")
+    return moved
