@@ -753,16 +753,20 @@ def _similar_pairs(
         if not a:
             continue
         near: set[int] = set()
+        touched = 0
         for word in a:
             hits = postings.get(word, [])
             if len(hits) <= common:
                 near.update(hits)
+                touched += len(hits)
+                if touched > budget.work:
+                    break  # one huge clause alone would pass the bound: coarse below
         if not near and len(rest_new) * len(rest_old) <= MAX_FUZZY_PAIRS:
             near = set(rest_new)  # only common words: compare with every clause
         candidates = sorted(near)
         if len(candidates) > MAX_CANDIDATES:
             candidates = sorted(sorted(near, key=lambda j: (abs(i - j), j))[:MAX_CANDIDATES])
-        if not budget.spend(len(a) + len(near) + len(candidates)):
+        if not budget.spend(len(a) + touched + len(candidates)):
             break
         for j in candidates:
             if (old[i].kind == "heading") != (new[j].kind == "heading"):
