@@ -436,8 +436,10 @@ class Comparison:
 
 
 class _Budget:
-    """The bounds of one comparison: a deadline, and a count of deterministic work
-    units (so that a huge input comes out the same on a fast or a loaded machine)."""
+    """The bounds of one comparison: a count of work units, and a deadline. The count
+    is the bound meant to bind (a huge input then comes out the same on a fast machine
+    and a loaded one, so a rebuilt index equals the live one); the deadline is the last
+    resort, as in the word diff."""
 
     def __init__(self, timeout: float, work: int = MAX_WORK) -> None:
         self.deadline = time.perf_counter() + timeout if timeout > 0 else None
