@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -254,23 +255,63 @@ NOISY = [
 ]
 
 
+# Texts with digits that the prefilter clears or must not clear: numbered clauses, and a
+# digit beside each thing a digit pattern needs (a month, "-/.:" and a digit, a counter).
+DIGITS = [
+    "Item 12: the rule applies to accounts 861.",
+    "You must be 13 years of age or older.",
+    "Section 4 applies; see clause 12 (b).",
+    "Up to 10 requests per minute, 3 per second.",
+    "On 2 May 2024",
+    "MARCH 3, 2024",
+    "Sept 2024",
+    "dated 2024-05-02",
+    "dated 05/02/24",
+    "dated 2.5.2024",
+    "at 10:30",
+    "4 Contributors",
+    "5 MIN READ",
+]
+
+
+def corpus_clauses() -> list[str]:
+    """Real clauses: ../shared/corpus when present, else the set shipped in tests/cases."""
+    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    if corpus.is_dir():
+        return [
+            c.text
+            for path in sorted(corpus.rglob("*.md"))
+            for c in segment(path.read_text(encoding="utf-8"))
+        ]
+    shipped = Path(__file__).parent / "cases" / "corpus_clauses.json"
+    return list(json.loads(shipped.read_text(encoding="utf-8"))["texts"])
+
+
 def test_noise_prefilter_never_skips_a_match() -> None:
     """`cosmetic_key` skips the noise search for texts the prefilter clears; the
-    search must find nothing in every such text (corpus clauses and crafted ones)."""
-    from pathlib import Path
-
+    search must find nothing in every such text (real clauses and crafted ones)."""
     from tracker.clauses import _NOISE_RE, _may_hold_noise
 
-    texts = list(NOISY)
-    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-    for path in sorted(corpus.rglob("*.md")) if corpus.is_dir() else []:
-        texts += [c.text for c in segment(path.read_text(encoding="utf-8"))]
+    texts = [*NOISY, *DIGITS, *corpus_clauses()]
     texts += [w.upper() + " x" for w in ("ago", "today", "contents", "jump to")]
     cleared = [t for t in texts if not _may_hold_noise(t)]
     assert cleared, "the prefilter must clear plain sentences"
+    assert any(char.isdigit() for t in cleared for char in t), "and some with numbers"
     assert [t for t in cleared if _NOISE_RE.search(t)] == []
     assert all(_may_hold_noise(t) for t in NOISY)
     assert all(_NOISE_RE.search(t) for t in NOISY[:-2])
+    assert [t for t in DIGITS if _NOISE_RE.search(t) and not _may_hold_noise(t)] == []
+    assert [t for t in DIGITS[:4] if _may_hold_noise(t)] == []
+
+
+def test_the_shipped_clauses_are_real_corpus_clauses() -> None:
+    """tests/cases/corpus_clauses.json stands in for ../shared: it must stay a sample of it."""
+    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    if not corpus.is_dir():
+        pytest.skip(f"the shared corpus is not at {corpus}; the shipped sample is used as is")
+    shipped = json.loads((Path(__file__).parent / "cases" / "corpus_clauses.json").read_text())
+    assert set(shipped["texts"]) <= set(corpus_clauses())
+    assert len(shipped["texts"]) >= 200
 
 
 # --- restructuring: numbering, heading level and case, list nesting, links -----------------
@@ -607,3 +648,111 @@ def test_the_real_perplexity_rewording_still_shows(corpus: Path) -> None:
 def test_a_changed_quantity_is_never_numbering(old: str, new: str) -> None:
     changes = compare(segment(f"# T\n\nIntro.\n\n{old}\n"), segment(f"# T\n\nIntro.\n\n{new}\n"))
     assert changes and not all(c.cosmetic for c in changes), changes
+
+
+# --- bounds: near-linear matching, a coarse result past a limit ------------------------------
+
+
+def numbered_list(n: int, changed: set[int] | None = None, order: list[int] | None = None) -> str:
+    """A list of `n` items; those in `changed` reworded, in `order` if given."""
+    changed = changed or set()
+    word = {k: "revised" if k in changed else "original" for k in range(n)}
+    lines = [f"- Item {k}: the {word[k]} rule {k} applies to accounts {k * 7}." for k in range(n)]
+    return "# Terms\n\n" + "".join(lines[k] + "\n" for k in (order or range(n)))
+
+
+def test_a_list_longer_than_difflib_aligns_at_once_is_matched_exactly() -> None:
+    """Every tenth item of 2,500 reworded: 5,000 clauses, past `SMALL_MATCH`, so the
+    anchored alignment runs (difflib alone took 8 s for 20,000 items, 44 s for 40,000)."""
+    from tracker.clauses import SMALL_MATCH, compare_clauses
+
+    n = 2_500
+    assert 2 * n > SMALL_MATCH
+    changed = set(range(0, n, 10))
+    result = compare_clauses(segment(numbered_list(n)), segment(numbered_list(n, changed)))
+    assert not result.coarse
+    assert [(c.kind, c.after and c.after.position) for c in result.changes] == [
+        ("modified", k + 1) for k in sorted(changed)
+    ]
+    assert all("revised" in c.text for c in result.changes)
+
+
+@pytest.mark.parametrize("n", [300, 2_500])  # difflib's size, and past it
+def test_moves_additions_and_removals_read_the_same_in_a_short_and_a_long_list(n: int) -> None:
+    order = [k for k in range(n) if k not in (5, n // 2)] + [5]  # 5 moved last, n/2 gone
+    new = numbered_list(n, order=order).replace(
+        f"- Item {n // 3}:", f"- A new clause about dogs.\n- Item {n // 3}:"
+    )
+    changes = compare(segment(numbered_list(n)), segment(new))
+    assert sorted((c.kind, c.text.split(":")[0]) for c in changes) == [
+        ("added", "A new clause about dogs."),
+        ("moved", "Item 5"),
+        ("removed", f"Item {n // 2}"),
+    ]
+
+
+def test_a_long_list_reworded_throughout_is_paired_clause_by_clause() -> None:
+    """No key is shared: nothing anchors the alignment, and the similar clauses are
+    paired among a few candidates each (a stretch without an anchor once looped)."""
+    from tracker.clauses import SMALL_MATCH, compare_clauses
+
+    n = 2_100
+    assert 2 * n > SMALL_MATCH
+    new = numbered_list(n).replace("- Item", "- Entry").replace("the original", "a changed")
+    result = compare_clauses(segment(numbered_list(n)), segment(new))
+    assert not result.coarse
+    assert {c.kind for c in result.changes} == {"modified"} and len(result.changes) == n
+
+
+@pytest.mark.timeout(60)
+def test_thousands_of_identical_clauses_are_matched_without_a_quadratic_search() -> None:
+    old = "# T\n\n" + "- You may not use the service to train models.\n" * 5_000
+    new = old.replace("\n- You", "\n- You must not use it.\n- You", 500)
+    changes = compare(segment(old), segment(new))
+    assert [c.kind for c in changes] == ["added"] * 500
+
+
+def test_past_the_time_limit_the_rest_is_coarse_and_the_change_says_so() -> None:
+    from datetime import UTC, datetime
+
+    from tracker.clauses import compare_clauses
+    from tracker.diff import word_diff
+    from tracker.models import COARSE_NOTE, Change, Version
+
+    old = "# T\n\n- We may share your data with partners.\n- Keep this.\n"
+    new = "# T\n\n- We may share your data with our partners.\n- Keep this.\n"
+    fine = compare_clauses(segment(old), segment(new))
+    assert [c.kind for c in fine.changes] == ["modified"] and not fine.coarse
+    coarse = compare_clauses(segment(old), segment(new), timeout=1e-9)
+    assert coarse.coarse
+    assert sorted(c.kind for c in coarse.changes) == ["added", "removed"]
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    v1 = Version("d", when, "a", "p", 1, None, None)
+    v2 = Version("d", when, "b", "p", 1, None, None)
+    diff = word_diff(old, new)
+    said = Change("d", v1, v2, diff, tuple(coarse.changes), (), coarse.coarse).summary
+    assert said == f"1 clause added, 1 removed in 'T' (+1/−0 words) ({COARSE_NOTE})"
+    assert COARSE_NOTE not in Change("d", v1, v2, diff, tuple(fine.changes)).summary
+
+
+def test_a_modified_clause_past_the_time_limit_is_shown_replaced_whole() -> None:
+    from tracker.clauses import Clause, _Budget, _clause_ops
+
+    a, b = Clause((), "item", "one two three", 0), Clause((), "item", "one two four", 0)
+    assert _clause_ops(a, b, _Budget(5.0)) == ((0, "one two "), (-1, "three"), (1, "four"))
+    spent = _Budget(1e-9)
+    assert _clause_ops(a, b, spent) == ((-1, "one two three"), (1, "one two four"))
+    assert spent.coarse
+
+
+@pytest.mark.timeout(60)
+def test_a_huge_line_is_one_clause_analysed_in_bounded_time() -> None:
+    """A 1 MB line without a sentence end (the issue's was 5 MB: 115 s before the bounds)."""
+    from tracker.topics import default_topics, flags_for
+
+    unit = "we may use your content to train our models and share it with law enforcement, "
+    old = "# Terms\n\n" + unit * (1_000_000 // len(unit)) + "\n"
+    new = old.replace("train our models", "improve the service", 20)
+    changes = compare(segment(old), segment(new))
+    assert [c.kind for c in changes] == ["modified"]
+    assert flags_for(changes, default_topics()) == []  # the other mentions still read the same

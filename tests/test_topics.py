@@ -453,3 +453,50 @@ def test_an_edit_that_does_not_govern_the_topic_raises_no_flag(old: str, new: st
 )
 def test_bans_on_tracking_people_are_about_surveillance(topic: str, text: str) -> None:
     assert TOPICS[topic].find(text)
+
+
+# --- bounds: context windows found once, clauses read up to SCAN_CHARS ---------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_context_windows_read_the_words_a_split_would(seed: int) -> None:
+    """The word offsets found once per text give each match the words that splitting
+    the text around it gave (a word cut by the match counts, cut)."""
+    import random
+
+    from tracker.topics import _Spans
+
+    rng = random.Random(seed)
+    text = "".join(rng.choice(["ab", "c", " ", "  ", "\n", "dé", "-", "x"]) for _ in range(300))
+    spans = _Spans(text)
+    for at in range(len(text) + 1):
+        for window in (1, 3, 12):
+            assert spans.before(at, window) == text[:at].split()[-window:]
+            assert spans.after(at, window) == text[at:].split()[:window]
+
+
+@pytest.mark.timeout(60)
+def test_context_rules_on_a_huge_clause_finish_promptly() -> None:
+    """Each match's context once split all the text before it: quadratic, 115 s for the
+    issue's 5 MB line. Now word offsets are found once, and a clause is read up to
+    `SCAN_CHARS` characters (2 MB here)."""
+    from tracker.topics import SCAN_CHARS, Context
+
+    topic = Topic("t", "T", ("never-matches-xyz",), (Context(("opt out",), ("training",)),))
+    text = "you can opt out of training " * (2_000_000 // 28)
+    assert topic.matches(text) == ["opt out"]
+    late = "plain words here " * (SCAN_CHARS // 17 + 1) + "you can opt out of training"
+    assert topic.matches(late) == []  # past the bound: not read
+    assert topic.matches(late[-40:]) == ["opt out"]
+
+
+def test_topics_read_a_clause_up_to_the_bound_and_flag_what_is_there() -> None:
+    from tracker.topics import SCAN_CHARS
+
+    filler = "plain words here " * (SCAN_CHARS // 17 - 100)
+    early = filler + "We build facial recognition tools."
+    late = filler * 2 + "We build facial recognition tools."
+    assert TOPICS["facial-recognition"].find(early) == ["facial recognition"]
+    assert TOPICS["facial-recognition"].find(late) == []
+    changes = compare(segment("# T\n\nIntro.\n"), segment(f"# T\n\nIntro.\n\n{early}\n"))
+    assert [f.topic for f in flags_for(changes, default_topics())] == ["facial-recognition"]

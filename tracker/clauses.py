@@ -13,20 +13,28 @@ or joined): each cosmetic change says which (`cosmetic_reason`).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
+import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from .diff import DEFAULT_TIMEOUT as DIFF_TIMEOUT
 from .diff import word_diff, words
 
 LONG_PARAGRAPH = 300  # characters; longer paragraphs are split into sentences
 SIMILAR = 0.5  # Dice overlap of word sets for a clause to count as reworded
 MAX_FUZZY_PAIRS = 250_000  # all-pairs fallback only for clauses made of common words
 COMMON_WORD_MIN = 50  # a word in more clauses than this (or 5%) does not make a candidate
+COMMON_WORD_MAX = 500  # ... nor, however long the document, one in more than this
+MAX_CANDIDATES = 200  # similar clauses compared with each clause at most (the nearest)
+SMALL_MATCH = 4_000  # clauses on both sides: difflib aligns up to this many at once
+MAX_WORK = 20_000_000  # work units of one comparison before the rest is coarse
+DEFAULT_TIMEOUT = 5.0  # seconds of clause matching before the rest is coarse
 
 _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
@@ -66,8 +74,17 @@ class Clause:
     @property
     def key(self) -> str:
         """Equal for the same clause unchanged, whatever its numbering (and, for a
-        heading, its letter case: a heading's case is typography, not terms)."""
-        return heading_key(self.text) if self.kind == "heading" else match_key(self.text)
+        heading, its letter case: a heading's case is typography, not terms).
+
+        Kept on the clause once known (a pure function of kind and text): a version's
+        clauses are compared twice in a walk over a history, and a huge version holds
+        more clauses than `match_key`'s cache.
+        """
+        known: str | None = self.__dict__.get("_key")
+        if known is None:
+            known = heading_key(self.text) if self.kind == "heading" else match_key(self.text)
+            object.__setattr__(self, "_key", known)
+        return known
 
     @property
     def loose_key(self) -> str:
@@ -355,6 +372,11 @@ _NOISE_WORDS = (
     "skip to ", "back to top",
 )  # fmt: skip
 _ASCII_DIGIT = re.compile("[0-9]")
+# What a pattern with a digit needs besides: a month (any of `_MONTH`'s spellings begins
+# so), a digit, a separator and a digit ("2024-05", "05/02", "2.5.2024", "10:30"), or a
+# counter ("3 contributors", "5 min read"; "3 days ago" holds "ago").
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DIGIT_NOISE = re.compile(r"[0-9][-/.:][0-9]|[0-9]\s+(?:contributor|min)")
 _QUOTES = str.maketrans(
     {"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'", "‚": "'",
      "–": "-", "—": "-", "‐": "-", "‑": "-", "\u00a0": " "}
@@ -385,11 +407,20 @@ def cosmetic_key(text: str) -> str:
 
 def _may_hold_noise(text: str) -> bool:
     """False only when `_NOISE_RE` surely finds nothing (non-ASCII text is searched:
-    under IGNORECASE a few non-ASCII letters match ASCII ones, and \\d any digit)."""
-    if not text.isascii() or _ASCII_DIGIT.search(text):
+    under IGNORECASE a few non-ASCII letters match ASCII ones, and \\d any digit).
+
+    With a digit, every pattern needs a month name, a digit beside "-/.:" and another,
+    or a counter's word: a clause numbered "Item 12:" need not be searched (the search
+    costs ~100 µs a sentence, and a huge list has hundreds of thousands).
+    """
+    if not text.isascii():
         return True
     lowered = text.lower()
-    return any(word in lowered for word in _NOISE_WORDS)
+    if any(word in lowered for word in _NOISE_WORDS):
+        return True
+    if not _ASCII_DIGIT.search(text):
+        return False
+    return any(month in lowered for month in _MONTHS) or bool(_DIGIT_NOISE.search(lowered))
 
 
 # --- matching ------------------------------------------------------------------------------
@@ -402,13 +433,65 @@ NOISE = "dates, counters, whitespace or quote style"
 _REASONS = (RESTRUCTURED, LINKS, NOISE)
 
 
-def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
+@dataclass(frozen=True)
+class Comparison:
+    """Clause changes, and whether a bound cut the matching short (`coarse`): then the
+    clauses not yet paired when it was reached are reported as added and removed, and
+    word diffs past the time limit as whole clauses replaced."""
+
+    changes: list[ClauseChange]
+    coarse: bool = False
+
+
+class _Budget:
+    """The bounds of one comparison: a count of work units, and a deadline. The count
+    is the bound meant to bind (a huge input then comes out the same on a fast machine
+    and a loaded one, so a rebuilt index equals the live one); the deadline is the last
+    resort, as in the word diff."""
+
+    def __init__(self, timeout: float, work: int = MAX_WORK) -> None:
+        self.deadline = time.perf_counter() + timeout if timeout > 0 else None
+        self.work = work
+        self.coarse = False
+
+    def spend(self, units: int) -> bool:
+        """Count `units` of work; False (and coarse from then on) once a bound is reached."""
+        self.work -= units
+        if self.work < 0 or self.left() <= 0:
+            self.coarse = True
+        return not self.coarse
+
+    def left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.perf_counter()
+
+
+def compare(
+    old: Sequence[Clause], new: Sequence[Clause], *, timeout: float = DEFAULT_TIMEOUT
+) -> list[ClauseChange]:
     """Clause changes from `old` to `new`, in the order of the new document."""
-    pairs = _match(old, new)
+    return compare_clauses(old, new, timeout=timeout).changes
+
+
+def compare_clauses(
+    old: Sequence[Clause], new: Sequence[Clause], *, timeout: float = DEFAULT_TIMEOUT
+) -> Comparison:
+    """`compare`, saying whether the result is coarse.
+
+    Bounded like the word diff: matching is near-linear (equal clauses by hashing,
+    similar ones among a bounded set of candidates each, the in-order set in
+    O(n log n)), and past `MAX_WORK` units or `timeout` seconds (0: no time limit) the
+    clauses not yet paired are added and removed, and the word diffs not yet made show
+    each clause replaced whole.
+    """
+    old_keys, new_keys = _keys(old, new)
+    # The keys are linear work that any answer needs; the bounds are for what follows.
+    budget = _Budget(timeout)
+    old_loose, new_loose = [k.casefold() for k in old_keys], [k.casefold() for k in new_keys]
+    pairs = _match(old, new, old_keys, new_keys, old_loose, new_loose, budget)
     matched_old = {i for i, _ in pairs}
     matched_new = {j for _, j in pairs}
     in_order = _longest_increasing(sorted(pairs))
-    regrouped_old, regrouped_new = _regrouped(old, new, in_order)
+    regrouped_old, regrouped_new = _regrouped(old, new, in_order, old_loose, new_loose)
     # Headings matched to each other (renamed, recased) name the same section, and so do
     # a heading and the list item it was written as before ("9. ARBITRATION" became
     # "## ARBITRATION"): the clauses below it stay where they were.
@@ -446,18 +529,18 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
         same_place = same_section and (i, j) in in_order
         if a.text == b.text and not promoted and same_place:
             continue  # a paragraph grown into sentences is still the same sentence
-        same_words = a.key == b.key or (
-            a.loose_key == b.loose_key and "heading" in (a.kind, b.kind)
+        same_words = old_keys[i] == new_keys[j] or (
+            old_loose[i] == new_loose[j] and "heading" in (a.kind, b.kind)
         )
         if same_words and same_place:
-            ops = word_diff(a.text, b.text).ops
+            ops = _clause_ops(a, b, budget)
             reason = _reason(a, b)
             changes.append((j, ClauseChange("modified", b.section, a, b, ops, True, reason)))
             continue
         if same_words:
             changes.append((j, ClauseChange("moved", b.section, a, b)))
             continue
-        ops = word_diff(a.text, b.text).ops
+        ops = _clause_ops(a, b, budget)
         if i in regrouped_old and j in regrouped_new:
             changes.append((j, ClauseChange("modified", b.section, a, b, ops, True, RESTRUCTURED)))
         else:
@@ -481,7 +564,32 @@ def compare(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
                 (anchor, ClauseChange("removed", a.section, a, None, (), bool(why), why))
             )
     changes.sort(key=lambda item: item[0])
-    return [change for _, change in changes]
+    return Comparison([change for _, change in changes], budget.coarse)
+
+
+def _keys(old: Sequence[Clause], new: Sequence[Clause]) -> tuple[list[str], list[str]]:
+    """Both sides' keys, each distinct text's computed once: most clauses of the new
+    side read as they did in the old one."""
+    old_keys = [c.key for c in old]
+    known = {(c.kind == "heading", c.text): key for c, key in zip(old, old_keys, strict=True)}
+    for clause in new:
+        key = known.get((clause.kind == "heading", clause.text))
+        if key is not None and "_key" not in clause.__dict__:
+            object.__setattr__(clause, "_key", key)
+    return old_keys, [c.key for c in new]
+
+
+def _clause_ops(a: Clause, b: Clause, budget: _Budget) -> tuple[tuple[int, str], ...]:
+    """The word diff of a modified clause, within what is left of the time limit; once it
+    is spent, the clause as replaced whole (coarse, and no slower than reading it)."""
+    left = budget.left()
+    if left <= 0:
+        budget.coarse = True
+        return ((-1, a.text), (1, b.text))
+    diff = word_diff(a.text, b.text, timeout=min(left, DIFF_TIMEOUT))
+    if diff.coarse:
+        budget.coarse = True
+    return diff.ops
 
 
 def _unmatched_reason(clause: Clause, regrouped: bool) -> str | None:
@@ -494,7 +602,11 @@ def _unmatched_reason(clause: Clause, regrouped: bool) -> str | None:
 
 
 def _regrouped(
-    old: Sequence[Clause], new: Sequence[Clause], in_order: set[tuple[int, int]]
+    old: Sequence[Clause],
+    new: Sequence[Clause],
+    in_order: set[tuple[int, int]],
+    old_loose: Sequence[str],
+    new_loose: Sequence[str],
 ) -> tuple[set[int], set[int]]:
     """Clauses split or joined without a word changed, old side and new side.
 
@@ -503,7 +615,7 @@ def _regrouped(
     folded into its first item, a list item split in two). Linear: each clause lies
     between one pair of neighbours.
     """
-    anchors = sorted((i, j) for i, j in in_order if old[i].loose_key == new[j].loose_key)
+    anchors = sorted((i, j) for i, j in in_order if old_loose[i] == new_loose[j])
     out_old: set[int] = set()
     out_new: set[int] = set()
     previous = (-1, -1)
@@ -580,82 +692,189 @@ def _title(text: str) -> str:
     return heading_key(text)
 
 
-def _match(old: Sequence[Clause], new: Sequence[Clause]) -> list[tuple[int, int]]:
+def _match(
+    old: Sequence[Clause],
+    new: Sequence[Clause],
+    old_keys: Sequence[str],
+    new_keys: Sequence[str],
+    old_loose: Sequence[str],
+    new_loose: Sequence[str],
+    budget: _Budget,
+) -> list[tuple[int, int]]:
     """Pairs (i, j): equal words first (in order), then the most similar of the rest."""
     # Equal clauses in order first (a longest common subsequence), so a duplicated
     # clause inserted before its twin is one "added", not "moved" plus "added". Letter
     # case aside: a recased clause is the same clause (whether that is cosmetic is
     # decided by its key).
-    old_keys, new_keys = [c.loose_key for c in old], [c.loose_key for c in new]
-    pairs: list[tuple[int, int]] = []
-    for block in SequenceMatcher(None, old_keys, new_keys).get_matching_blocks():
-        pairs.extend((block.a + k, block.b + k) for k in range(block.size))
+    pairs = _equal_in_order(old_loose, new_loose, budget)
     taken_old = {i for i, _ in pairs}
     taken_new = {j for _, j in pairs}
-    # Then equal clauses out of order (moves), nearest first.
+    # Then equal clauses out of order (moves), nearest first: linear, so done even
+    # past a bound (a bisection finds the nearest, as a scan of each key's list would).
     by_key: dict[str, list[int]] = defaultdict(list)
-    for j, key in enumerate(new_keys):
+    for j, key in enumerate(new_loose):
         if j not in taken_new:
             by_key[key].append(j)
     rest_old: list[int] = []
-    for i, key in enumerate(old_keys):
+    for i, key in enumerate(old_loose):
         if i in taken_old:
             continue
         candidates = by_key.get(key)
         if candidates:
-            j = min(candidates, key=lambda jj: abs(jj - i))
-            candidates.remove(j)
+            at = bisect.bisect_left(candidates, i)
+            if at == len(candidates) or (at and i - candidates[at - 1] <= candidates[at] - i):
+                at -= 1
+            j = candidates.pop(at)
             pairs.append((i, j))
             taken_new.add(j)
         else:
             rest_old.append(i)
     rest_new = [j for j in range(len(new)) if j not in taken_new]
-    if rest_old and rest_new:
-        old_words = {i: set(words(old[i].key.lower())) for i in rest_old}
-        new_words = {j: set(words(new[j].key.lower())) for j in rest_new}
-        # Candidates share at least one word that is not everywhere: an inverted index
-        # keeps this near-linear where comparing every pair would be quadratic.
-        postings: dict[str, list[int]] = defaultdict(list)
-        for j in rest_new:
-            for word in new_words[j]:
-                postings[word].append(j)
-        common = max(COMMON_WORD_MIN, len(rest_new) // 20)
-        scored = []
-        for i in rest_old:
-            a = old_words[i]
-            if not a:
-                continue
-            near: set[int] = set()
-            for word in a:
-                hits = postings.get(word, [])
-                if len(hits) <= common:
-                    near.update(hits)
-            if not near and len(rest_new) * len(rest_old) <= MAX_FUZZY_PAIRS:
-                near = set(rest_new)  # only common words: compare with every clause
-            for j in sorted(near):
-                if (old[i].kind == "heading") != (new[j].kind == "heading"):
-                    continue
-                b = new_words[j]
-                shared = len(a & b)
-                if shared:
-                    score = 2 * shared / (len(a) + len(b))
-                    if score >= SIMILAR:
-                        # Prefer the nearer clause between equally similar ones.
-                        scored.append((-score, abs(i - j), i, j))
-        scored.sort()
-        used_old: set[int] = set()
-        for _, _, i, j in scored:
-            if i not in used_old and j not in taken_new:
-                pairs.append((i, j))
-                used_old.add(i)
-                taken_new.add(j)
+    if rest_old and rest_new and not budget.coarse:
+        pairs += _similar_pairs(old, new, old_keys, new_keys, rest_old, rest_new, budget)
     return pairs
 
 
-def _longest_increasing(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
-    """The largest set of pairs whose new positions keep the old order (patience sort)."""
-    import bisect
+def _similar_pairs(
+    old: Sequence[Clause],
+    new: Sequence[Clause],
+    old_keys: Sequence[str],
+    new_keys: Sequence[str],
+    rest_old: list[int],
+    rest_new: list[int],
+    budget: _Budget,
+) -> list[tuple[int, int]]:
+    """Reworded clauses: pairs of unmatched clauses sharing at least `SIMILAR` of their
+    words, the most similar first. Each old clause is compared with at most
+    `MAX_CANDIDATES` new ones (the nearest of those sharing an uncommon word), and all
+    of it counts against the budget; past it, the rest stay unpaired."""
+    old_words = {i: set(words(old_keys[i].lower())) for i in rest_old}
+    new_words = {j: set(words(new_keys[j].lower())) for j in rest_new}
+    # Candidates share at least one word that is not everywhere: an inverted index
+    # keeps this near-linear where comparing every pair would be quadratic.
+    postings: dict[str, list[int]] = defaultdict(list)
+    for j in rest_new:
+        for word in new_words[j]:
+            postings[word].append(j)
+    common = min(max(COMMON_WORD_MIN, len(rest_new) // 20), COMMON_WORD_MAX)
+    scored = []
+    for i in rest_old:
+        a = old_words[i]
+        if not a:
+            continue
+        near: set[int] = set()
+        touched = 0
+        for word in a:
+            hits = postings.get(word, [])
+            if len(hits) <= common:
+                near.update(hits)
+                touched += len(hits)
+                if touched > budget.work:
+                    break  # one huge clause alone would pass the bound: coarse below
+        if not near and len(rest_new) * len(rest_old) <= MAX_FUZZY_PAIRS:
+            near = set(rest_new)  # only common words: compare with every clause
+        candidates = sorted(near)
+        if len(candidates) > MAX_CANDIDATES:
+            candidates = sorted(sorted(near, key=lambda j: (abs(i - j), j))[:MAX_CANDIDATES])
+        if not budget.spend(len(a) + touched + len(candidates)):
+            break
+        for j in candidates:
+            if (old[i].kind == "heading") != (new[j].kind == "heading"):
+                continue
+            b = new_words[j]
+            shared = len(a & b)
+            if shared:
+                score = 2 * shared / (len(a) + len(b))
+                if score >= SIMILAR:
+                    # Prefer the nearer clause between equally similar ones.
+                    scored.append((-score, abs(i - j), i, j))
+    scored.sort()
+    pairs: list[tuple[int, int]] = []
+    used_old: set[int] = set()
+    used_new: set[int] = set()
+    for _, _, i, j in scored:
+        if i not in used_old and j not in used_new:
+            pairs.append((i, j))
+            used_old.add(i)
+            used_new.add(j)
+    return pairs
 
+
+def _equal_in_order(a: Sequence[str], b: Sequence[str], budget: _Budget) -> list[tuple[int, int]]:
+    """Pairs of equal keys in order: difflib's matching blocks for documents of usual
+    size (as ever), and for larger ones a patience-style alignment, near-linear.
+
+    difflib rescans the rest of both lists for each matching block, quadratic when a
+    long document changes in many places. Here the keys shared by both sides (minus
+    common ends) and unique on each are paired, their longest in-order run kept as
+    anchors (O(n log n)), and each stretch between two anchors aligned the same way,
+    by difflib once it is of usual size. A stretch without a unique key is left to the
+    move step, which pairs equal clauses nearest first.
+    """
+    if len(a) + len(b) <= SMALL_MATCH:
+        return _difflib_pairs(a, b, 0, len(a), 0, len(b))
+    pairs: list[tuple[int, int]] = []
+    stretches = [(0, len(a), 0, len(b))]
+    while stretches:
+        alo, ahi, blo, bhi = stretches.pop()
+        while alo < ahi and blo < bhi and a[alo] == b[blo]:
+            pairs.append((alo, blo))
+            alo, blo = alo + 1, blo + 1
+        while alo < ahi and blo < bhi and a[ahi - 1] == b[bhi - 1]:
+            ahi, bhi = ahi - 1, bhi - 1
+            pairs.append((ahi, bhi))
+        if alo == ahi or blo == bhi:
+            continue
+        if not budget.spend(ahi - alo + bhi - blo):
+            break
+        if ahi - alo + bhi - blo <= SMALL_MATCH:
+            pairs += _difflib_pairs(a, b, alo, ahi, blo, bhi)
+            continue
+        anchors = _unique_anchors(a, b, alo, ahi, blo, bhi)
+        if not anchors:
+            continue  # nothing unique on both sides: for the move step
+        previous_i, previous_j = alo - 1, blo - 1
+        for i, j in [*anchors, (ahi, bhi)]:
+            if i < ahi:
+                pairs.append((i, j))
+            if i - previous_i > 1 and j - previous_j > 1:
+                stretches.append((previous_i + 1, i, previous_j + 1, j))
+            previous_i, previous_j = i, j
+    return pairs
+
+
+def _difflib_pairs(
+    a: Sequence[str], b: Sequence[str], alo: int, ahi: int, blo: int, bhi: int
+) -> list[tuple[int, int]]:
+    """Pairs from difflib's matching blocks of a[alo:ahi] and b[blo:bhi]."""
+    matcher = SequenceMatcher(None, a[alo:ahi], b[blo:bhi])
+    return [
+        (alo + block.a + k, blo + block.b + k)
+        for block in matcher.get_matching_blocks()
+        for k in range(block.size)
+    ]
+
+
+def _unique_anchors(
+    a: Sequence[str], b: Sequence[str], alo: int, ahi: int, blo: int, bhi: int
+) -> list[tuple[int, int]]:
+    """The longest in-order run of keys that occur once in a[alo:ahi] and once in
+    b[blo:bhi], as (i, j) pairs sorted by i."""
+    seen: dict[str, int] = {}
+    for i in range(alo, ahi):
+        seen[a[i]] = -1 if a[i] in seen else i
+    in_b: dict[str, int] = {}
+    for j in range(blo, bhi):
+        key = b[j]
+        if seen.get(key, -1) >= 0:
+            in_b[key] = -1 if key in in_b else j
+    candidates = [(seen[key], j) for key, j in in_b.items() if j >= 0]
+    return sorted(_longest_increasing(sorted(candidates)))
+
+
+def _longest_increasing(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The largest set of pairs whose new positions keep the old order (patience sort,
+    O(n log n))."""
     tails: list[int] = []
     tail_index: list[int] = []
     previous: list[int] = [-1] * len(pairs)

@@ -130,6 +130,7 @@ def change_json(change: Change, source_url: str | None = None) -> dict[str, Any]
         "sections": list(change.diff.sections),
         "summary": change.summary,
         "coarse": change.diff.coarse,
+        "clauses_coarse": change.clauses_coarse,
         "extraction_changed": change.extraction_changed,
         "cosmetic": change.cosmetic,
         "cosmetic_reason": change.cosmetic_reason,

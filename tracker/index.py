@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .clauses import compare, segment
+from .clauses import compare_clauses, segment
 from .diff import word_diff
 from .errors import StoreError
 from .models import Change, Source, Validators, Version
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # The rules that derive changes, clause changes and flags from two texts (clause
 # identity, cosmetic reasons, topic matching). Bump it when they change, so an index
 # derived by an older version is derived again (see `Index.analysis_current`).
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3  # 3: bounded clause and topic matching (coarse past the bounds)
 
 TABLES = (
     "documents",
@@ -420,7 +420,10 @@ class Index:
         documents = store.documents()
         with self._transaction():
             for document in documents:
-                self.rebuild_document(store, document)
+                try:
+                    self.rebuild_document(store, document)
+                except StoreError as exc:  # one damaged document never stops the others
+                    log.warning("%s: left as it was: %s", document, exc)
             self._stamp()
         return documents
 
@@ -432,14 +435,20 @@ class Index:
         clean-up the import does when it ends, then the journal goes.
         """
         recovered = store.interrupted_imports()
+        done = []
         for document in recovered:
             log.warning("%s: an import was interrupted; finishing its clean-up", document)
-            store.drop_repeated_versions(document, datetime.now(UTC))
-            store.remove_leftovers([document])
-            store.remove_unnamed(document)  # a version dropped part-way
-            self.rebuild_document(store, document)
+            try:
+                store.drop_repeated_versions(document, datetime.now(UTC))
+                store.remove_leftovers([document])
+                store.remove_unnamed(document)  # a version dropped part-way
+                self.rebuild_document(store, document)
+            except StoreError as exc:  # damaged: the journal stays, verify names the files
+                log.warning("%s: could not finish it: %s", document, exc)
+                continue
             store.end_import(document)
-        return recovered
+            done.append(document)
+        return done
 
     def _stamp(self) -> None:
         self.db.execute(
@@ -482,17 +491,51 @@ class Index:
         return {table: self.db.table(table).count for table in TABLES}
 
     def rebuild_document(self, store: Store, document: str) -> None:
+        """Replace every row of one document with rows derived from its files."""
+        self._derive_rows(store, document, reuse=False)
+
+    def catch_up(self, store: Store, document: str) -> None:
+        """`rebuild_document`, deriving only the changes the index lacks (or holds between
+        other versions): after a crash, that is the last capture's, not the history's."""
+        self._derive_rows(store, document, reuse=True)
+
+    def _derive_rows(self, store: Store, document: str, *, reuse: bool) -> None:
         captures = store.captures(document)
         rows_snap = [snapshot_row(c) for c in captures]
         rows_ver = [version_row(c.version) for c in captures if c.version is not None]
         versions = [c.version for c in captures if c.version is not None]
+        have: dict[str, tuple[str, str, str]] = {}
+        if reuse:
+            rows = self.db.execute(
+                "select to_captured_at, from_captured_at, from_sha256, to_sha256 from changes"
+                " where document = ?",
+                [document],
+            )
+            have = {to: (since, old, new) for to, since, old, new in rows}
+        pairs = list(itertools.pairwise(versions))
+        keep = {
+            iso(after.captured_at)
+            for before, after in pairs
+            if have.get(iso(after.captured_at))
+            == (iso(before.captured_at), before.sha256, after.sha256)
+        }
+        # Derived before the write transaction: SQLite's write lock is not held meanwhile.
         changes = [
             compute_change(store, before, after, self.topics)
-            for before, after in itertools.pairwise(versions)
+            for before, after in pairs
+            if iso(after.captured_at) not in keep
         ]
         with self._transaction():
-            for table in ("snapshots", "versions", "changes", "clause_changes", "flags"):
+            for table in ("snapshots", "versions"):
                 self.db.execute(f"delete from {table} where document = ?", [document])
+            for table in ("changes", "clause_changes", "flags"):
+                if not keep:
+                    self.db.execute(f"delete from {table} where document = ?", [document])
+                    continue
+                self.db.conn.executemany(
+                    f"delete from {table} where document = ? and to_captured_at = ?",
+                    [(document, when) for when in have if when not in keep],
+                )
             self.db.table("snapshots").insert_all(rows_snap, pk=("document", "captured_at"))
             self.db.table("versions").insert_all(rows_ver, pk=("document", "captured_at"))
             for change in changes:
@@ -539,14 +582,16 @@ class Index:
             pk=("document", "to_captured_at", "position"),
         )
 
-    def sync(self, store: Store, documents: Iterable[str]) -> list[str]:
+    def sync(self, store: Store, documents: Iterable[str], *, defer: bool = False) -> list[str]:
         """Bring the index back in line with files written before a crash.
 
-        Documents whose captures are not all indexed are rebuilt; run journals that
-        were written but never applied are applied, in order, and so are journals that
-        were finished after the index saw them started (a run killed in between).
+        Run journals that were written but never applied are applied, in order, and so
+        are journals that were finished after the index saw them started (a run killed
+        in between). Documents whose captures are not all indexed are caught up
+        (`catch_up`); with `defer`, they are only returned, for the caller to catch up
+        when it suits: a run does after its checks, so that deriving one huge change
+        never holds up checking the other documents.
         """
-        repaired = []
         ended = {r["id"]: r["ended_at"] for r in self.db.query("select id, ended_at from runs")}
         stale = {i for i in store.run_ids() if ended.get(i) is None}
         behind = [
@@ -559,24 +604,26 @@ class Index:
             with self._transaction():
                 for record in behind:
                     self._apply_run(record)
-        for document in documents:
-            on_disk = store.capture_times(document)
-            indexed = [
-                r["captured_at"]
-                for r in self.db.query(
-                    "select captured_at from snapshots where document = ? order by captured_at",
-                    [document],
-                )
-            ]
-            if on_disk != indexed:
-                log.warning("%s: index was behind the files; rebuilding its rows", document)
-                try:
-                    self.rebuild_document(store, document)
-                except StoreError as exc:  # one damaged document never stops the others
-                    log.warning("%s: left as it was: %s", document, exc)
-                    continue
-                repaired.append(document)
-        return repaired
+        lagging = [document for document in documents if self.is_behind(store, document)]
+        for document in [] if defer else lagging:
+            log.warning("%s: index was behind the files; deriving its missing rows", document)
+            try:
+                self.catch_up(store, document)
+            except StoreError as exc:  # one damaged document never stops the others
+                log.warning("%s: left as it was: %s", document, exc)
+        return lagging
+
+    def is_behind(self, store: Store, document: str) -> bool:
+        """Whether the document's files hold captures its index rows do not."""
+        on_disk = store.capture_times(document)
+        indexed = [
+            r[0]
+            for r in self.db.execute(
+                "select captured_at from snapshots where document = ? order by captured_at",
+                [document],
+            )
+        ]
+        return bool(on_disk != indexed)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -636,9 +683,10 @@ def compute_change(
     """The word diff, the clause changes and the topic flags between two versions."""
     old, new = store.read_text(before), store.read_text(after)
     diff = word_diff(old, new)
-    clauses = tuple(compare(segment(old), segment(new)))
+    comparison = compare_clauses(segment(old), segment(new))
+    clauses = tuple(comparison.changes)
     flags = tuple(flags_for(clauses, default_topics() if topics is None else topics))
-    return Change(after.document, before, after, diff, clauses, flags)
+    return Change(after.document, before, after, diff, clauses, flags, comparison.coarse)
 
 
 def snapshot_row(capture: Capture) -> dict[str, Any]:

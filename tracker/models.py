@@ -11,6 +11,11 @@ if TYPE_CHECKING:
     from .topics import Flag
 
 
+# Said of a change whose clause analysis reached its bound: clauses it had not paired
+# yet are listed as added and removed, so the reader knows to look at the word diff.
+COARSE_NOTE = "coarse: too large to match every clause; the rest listed as added and removed"
+
+
 @dataclass(frozen=True)
 class NoiseFilters:
     """Configured noise filters, applied inside extraction and part of its identity.
@@ -154,6 +159,7 @@ class Change:
     diff: DiffResult
     clauses: tuple[ClauseChange, ...] = ()
     flags: tuple[Flag, ...] = ()
+    clauses_coarse: bool = False  # clause matching reached a bound (see clauses.compare)
 
     @property
     def cosmetic(self) -> bool:
@@ -197,6 +203,8 @@ class Change:
     def summary(self) -> str:
         """'2 clauses added, 1 modified in 'Rules' (+80/−15 words)'."""
         note = " (after the extraction settings changed)" if self.extraction_changed else ""
+        if self.clauses_coarse:
+            note += f" ({COARSE_NOTE})"
         if self.clauses:
             counts = f"+{self.diff.added_words}/−{self.diff.removed_words} words"
             return f"{self.clause_summary} ({counts}){note}"

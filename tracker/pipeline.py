@@ -121,10 +121,9 @@ def _run_locked(
     store, index = tracker.store, tracker.index
     index.recover_imports(store)  # of an import that was killed
     store.remove_leftovers(s.id for s in sources)  # of a run that was killed
-    index.sync(store, [s.id for s in sources])
-    if not index.analysis_current():
-        log.warning("the index was derived with other analysis rules or topics; deriving it again")
-        index.reanalyse(store)
+    # Rows the index lacks (a run killed while recording) and rows derived by other rules
+    # are derived after the checks: one huge change must not hold up checking the rest.
+    lagging = index.sync(store, [s.id for s in sources], defer=True)
     started = clock()
     run_id = store.new_run_id(started)
     # Journaled before anything else is written, so a run killed part-way still shows
@@ -189,7 +188,24 @@ def _run_locked(
     record["interrupted"] = len(ordered) < len(sources)
     store.write_run(record)
     index.apply_run(record)
+    _derive_deferred(index, store, lagging)
     return summary
+
+
+def _derive_deferred(index: Index, store: Store, lagging: list[str]) -> None:
+    """Derive what the index lacked when the run began, now that every document is checked:
+    the rows of documents whose files were ahead of it, or, if it was derived with other
+    analysis rules or topics, all of it (which covers those documents too)."""
+    if not index.analysis_current():
+        log.warning("the index was derived with other analysis rules or topics; deriving it again")
+        index.reanalyse(store)
+        return
+    for document in lagging:
+        log.warning("%s: index was behind the files; deriving its missing rows", document)
+        try:
+            index.catch_up(store, document)
+        except StoreError as exc:  # one damaged document never stops the others
+            log.warning("%s: left as it was: %s", document, exc)
 
 
 def _kept(outcome: DocumentOutcome) -> DocumentOutcome:

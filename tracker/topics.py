@@ -12,6 +12,7 @@ that count only with certain words near them (`near`), or never with others
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import tomllib
@@ -29,6 +30,12 @@ TOPIC_KEYS = {"id", "label", "patterns"}
 OPTIONAL_TOPIC_KEYS = {"context"}
 CONTEXT_KEYS = {"patterns", "near", "not_near", "window"}
 DEFAULT_WINDOW = 12
+# Topics read a clause's first SCAN_CHARS characters: a real clause is at most a few
+# thousand (the corpus's longest is 1,491), a pathological one (a 5 MB line with no
+# sentence end) is not read further. Context windows read WORD_CHARS of each word.
+SCAN_CHARS = 50_000
+WORD_CHARS = 100
+_NON_SPACE = re.compile(r"\S+")
 _SEPARATOR = r"[\s\-–—/]+"
 
 
@@ -44,13 +51,47 @@ class Context:
     not_near: tuple[str, ...] = ()
     window: int = DEFAULT_WINDOW
 
-    def accepts(self, text: str, start: int, end: int) -> bool:
-        before = text[:start].split()[-self.window :]
-        after = text[end:].split()[: self.window]
-        around = " ".join([*before, text[start:end], *after])
+    def accepts(self, text: str, start: int, end: int, spans: _Spans | None = None) -> bool:
+        """Whether the match text[start:end] is in context: `window` words either side.
+
+        The words are found from `spans` (the text's word offsets, computed once for
+        all its matches: splitting the text before each match was quadratic), and read
+        up to `WORD_CHARS` characters a word, so a pathological run without spaces
+        costs no more than a long word.
+        """
+        spans = spans or _Spans(text)
+        around = " ".join(
+            [*spans.before(start, self.window), text[start:end], *spans.after(end, self.window)]
+        )
         if self.near and not _compiled(self.near).search(around):
             return False
         return not (self.not_near and _compiled(self.not_near).search(around))
+
+
+class _Spans:
+    """Where the words (runs of non-space) of a text start and end, found once."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        found = [(m.start(), m.end()) for m in _NON_SPACE.finditer(text)]
+        self.starts = [a for a, _ in found]
+        self.ends = [b for _, b in found]
+
+    def before(self, at: int, count: int) -> list[str]:
+        """The last `count` words of text[:at] (a word cut at `at` counts, cut)."""
+        k = bisect.bisect_left(self.starts, at)  # words starting before `at`
+        return [
+            self.text[self.starts[n] : min(self.ends[n], at)][-WORD_CHARS:]
+            for n in range(max(0, k - count), k)
+        ]
+
+    def after(self, at: int, count: int) -> list[str]:
+        """The first `count` words of text[at:] (a word cut at `at` counts, cut)."""
+        k = bisect.bisect_right(self.ends, at)  # words ending at or before `at`
+        return [
+            self.text[max(self.starts[n], at) : self.ends[n]][:WORD_CHARS]
+            for n in range(k, min(len(self.starts), k + count))
+        ]
 
 
 @dataclass(frozen=True)
@@ -61,20 +102,27 @@ class Topic:
     context: tuple[Context, ...] = ()
 
     @property
+    def all_patterns(self) -> tuple[str, ...]:
+        """The plain patterns and those of the context rules."""
+        return self.patterns + tuple(p for c in self.context for p in c.patterns)
+
+    @property
     def regex(self) -> re.Pattern[str]:
         """Every candidate: the plain patterns and those of the context rules."""
-        return _compiled(self.patterns + tuple(p for c in self.context for p in c.patterns))
+        return _compiled(self.all_patterns)
 
     def matches(self, text: str) -> list[str]:
         """The words in `text` that match, in order, each once (case-insensitive):
         every match of `patterns`, and the matches of a context rule's patterns
         that its context accepts."""
+        text = text[:SCAN_CHARS]
         hits = [(m.start(), m.group(0)) for m in _compiled(self.patterns).finditer(text)]
+        spans = _Spans(text) if self.context else None
         for rule in self.context:
             hits += [
                 (m.start(), m.group(0))
                 for m in _compiled(rule.patterns).finditer(text)
-                if rule.accepts(text, m.start(), m.end())
+                if rule.accepts(text, m.start(), m.end(), spans)
             ]
         found: dict[str, str] = {}
         for _, word in sorted(hits, key=lambda hit: hit[0]):
@@ -84,9 +132,23 @@ class Topic:
     def find(self, clause_text: str) -> list[str]:
         """The words a flag on this clause would report: matched in what a reader
         reads (link targets dropped), and nothing in a table-of-contents entry."""
-        if is_anchor_list(clause_text):
-            return []
-        return self.matches(clean_inline(clause_text))
+        return self.matches(_Readable.of(clause_text).text)
+
+
+@dataclass(frozen=True)
+class _Readable:
+    """A clause as topics read it: its first `SCAN_CHARS` characters, links as their
+    text, emphasis dropped; empty for a table-of-contents entry. Made once a clause,
+    whatever the number of topics."""
+
+    text: str
+    norm: str  # cosmetic_key, lower case, single spaces (of a contents entry too)
+
+    @classmethod
+    def of(cls, clause_text: str) -> _Readable:
+        clause_text = clause_text[:SCAN_CHARS]
+        text = clean_inline(clause_text)
+        return cls("" if is_anchor_list(clause_text) else text, _norm(text))
 
 
 _ANCHOR_LINK = re.compile(r"\[[^\]]*\]\(#[^)]*\)")
@@ -128,15 +190,21 @@ def flags_for(changes: Sequence[ClauseChange], topics: Sequence[Topic]) -> list[
     An added or removed clause is flagged when it mentions a topic anywhere; a
     modified clause only when a match touches the words that were inserted or
     deleted (a reworded sentence that merely mentions "biometric data" in an
-    unchanged part is not news about biometrics).
+    unchanged part is not news about biometrics). A clause is read once for all
+    topics, and only its first `SCAN_CHARS` characters.
     """
     flags: list[Flag] = []
+    anything = _any_of(tuple(topics))
     for change in changes:
         if change.cosmetic or change.kind == "moved":
             continue
+        sides = _sides(change)
+        texts = [sides.text] if isinstance(sides, _Readable) else [s.text for s in sides]
+        if anything is not None and not any(anything.search(text) for text in texts):
+            continue  # no topic's pattern occurs at all: one search, not one per topic
         for topic in topics:
             matched: list[str] = []
-            for word in _matches_of_change(change, topic):
+            for word in _matches_of_change(change, sides, topic):
                 if word.lower() not in (m.lower() for m in matched):
                     matched.append(word)
             if matched:
@@ -154,42 +222,101 @@ def flags_for(changes: Sequence[ClauseChange], topics: Sequence[Topic]) -> list[
     return flags
 
 
-def _matches_of_change(change: ClauseChange, topic: Topic) -> list[str]:
+@functools.lru_cache(maxsize=8)
+def _any_of(topics: tuple[Topic, ...]) -> re.Pattern[str] | None:
+    """One expression matching wherever any topic's pattern does (None if they do not
+    combine, e.g. two topics name a group alike): most clauses match none."""
+    patterns = tuple(p for topic in topics for p in topic.all_patterns)
+    try:
+        return _compiled(patterns) if patterns else None
+    except re.error:
+        return None
+
+
+@dataclass
+class _Side:
+    """One version of a modified clause, read for topics: its text, what a reader reads
+    of it and of the other version, and the spans the word diff edited in it."""
+
+    text: str
+    readable: _Readable
+    other: _Readable
+    starts: list[int]
+    ends: list[int]
+    seen: dict[str, bool]  # words: whether they read the same in the other version
+
+    def edited(self, start: int, end: int) -> bool:
+        """Whether an edited span overlaps text[start:end] (spans are sorted, apart)."""
+        k = bisect.bisect_right(self.ends, start)
+        return k < len(self.starts) and self.starts[k] < end
+
+    def in_other(self, words: str) -> bool:
+        if words not in self.seen:
+            self.seen[words] = _has_words(self.other.norm, words)
+        return self.seen[words]
+
+
+def _sides(change: ClauseChange) -> list[_Side] | _Readable:
+    """What reading a change for topics needs, computed once for all topics: the
+    readable clause of an added or removed one; both sides of a modified one."""
     if change.kind != "modified":
-        return topic.find(change.text)
+        return _Readable.of(change.text)
+    if change.before is None or change.after is None:
+        return []
     edited = edits(change.ops)
-    old_spans = [(start, end) for op, start, end in edited if op == -1]
-    new_spans = [(start, end) for op, start, end in edited if op == 1]
+    before, after = _Readable.of(change.before.text), _Readable.of(change.after.text)
+    sides = []
+    for op, clause, readable, other in (
+        (-1, change.before, before, after),
+        (1, change.after, after, before),
+    ):
+        spans = [(start, end) for kind, start, end in edited if kind == op]
+        sides.append(
+            _Side(
+                clause.text[:SCAN_CHARS],
+                readable,
+                other,
+                [start for start, _ in spans],
+                [end for _, end in spans],
+                {},
+            )
+        )
+    return sides
+
+
+def _matches_of_change(
+    change: ClauseChange, sides: list[_Side] | _Readable, topic: Topic
+) -> list[str]:
+    if isinstance(sides, _Readable):
+        return topic.matches(sides.text) if sides.text else []
     found = []
-    pairs = ((change.before, change.after, old_spans), (change.after, change.before, new_spans))
-    for clause, other, spans in pairs:
-        if clause is None or other is None:
-            continue
-        readable = _norm(clean_inline(clause.text))
-        other_readable = _norm(clean_inline(other.text))
-        accepted = {_norm(word) for word in topic.find(clause.text)}
-        for match in topic.regex.finditer(clause.text):
-            if not any(start < match.end() and match.start() < end for start, end in spans):
+    for side in sides:
+        accepted: set[str] | None = None
+        for match in topic.regex.finditer(side.text):
+            if not side.edited(match.start(), match.end()):
                 continue
             words = _norm(match.group(0))
+            if accepted is None:
+                matches = topic.matches(side.readable.text) if side.readable.text else []
+                accepted = {_norm(word) for word in matches}
             # Not news when the same words read the same in the other version (a quote
             # or emphasis edit), nor when they sit only in a link target (a URL slug),
             # nor when their context says they are not about the topic.
             if (
-                _has_words(other_readable, words)
-                or not _has_words(readable, words)
-                or words not in accepted
+                words not in accepted
+                or side.in_other(words)
+                or not _has_words(side.readable.norm, words)
             ):
                 continue
             found.append(match.group(0))
-    if not found and change.before is not None and change.after is not None:
-        if _polarity(change.before.text) == _polarity(change.after.text):
-            return found  # the same negations and modals, recased or moved
+    if not found and _polarity(sides[0].text) != _polarity(sides[1].text):
         # "We do not train our models on your content" → "We train our models on your
         # content": the topic's words read the same, and the clause now says the opposite.
-        for clause, spans in ((change.before, old_spans), (change.after, new_spans)):
-            if clause is not None and not found:
-                found = _reversed_matches(clause.text, spans, topic)
+        # (The same negations and modals, recased or moved, are no such edit.)
+        for side in sides:
+            if not found:
+                spans = list(zip(side.starts, side.ends, strict=True))
+                found = _reversed_matches(side.text, spans, topic)
     return found
 
 
@@ -199,24 +326,30 @@ def _polarity(text: str) -> Counter[str]:
 
 def _reversed_matches(text: str, spans: Sequence[tuple[int, int]], topic: Topic) -> list[str]:
     """The topic's words that an edited negation or modal ("not", "may", "only") governs:
-    in the same sentence, at most `POLARITY_REACH` words from it, in `text`'s `spans`."""
-    turns = [m.span() for start, end in spans for m in _POLARITY.finditer(text, start, end)]
+    in the same sentence, at most `POLARITY_REACH` words from it, in `text`'s `spans`.
+    Only the nearest edited word on each side of a match is looked at: linear in matches."""
+    turns = sorted(m.span() for a, b in spans for m in _POLARITY.finditer(text, a, b))
     if not turns:
         return []
+    ends = [end for _, end in turns]
     accepted = {_norm(word) for word in topic.find(text)}
     found = []
     for match in topic.regex.finditer(text):
         if _norm(match.group(0)) not in accepted:
             continue
-        for start, end in turns:
-            # Before the words ("may not use it for military") or after them ("police
-            # may never receive"), with no sentence break between.
-            between = (
-                text[end : match.start()] if end <= match.start() else text[match.end() : start]
-            )
-            if len(between.split()) <= POLARITY_REACH and not _SENTENCE_BREAK.search(between):
-                found.append(match.group(0))
-                break
+        k = bisect.bisect_right(ends, match.start())
+        # Before the words ("may not use it for military") or after them ("police may
+        # never receive"), with no sentence break between.
+        near = []
+        if k > 0:
+            near.append(text[turns[k - 1][1] : match.start()])
+        if k < len(turns) and turns[k][0] >= match.end():
+            near.append(text[match.end() : turns[k][0]])
+        if any(
+            len(between.split()) <= POLARITY_REACH and not _SENTENCE_BREAK.search(between)
+            for between in near
+        ):
+            found.append(match.group(0))
     return found
 
 
