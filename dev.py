@@ -3,6 +3,7 @@
 
     python3 dev.py demo     # the offline demo
     python3 dev.py test     # lint, type check and the test suite (what CI runs)
+    python3 dev.py docs     # regenerate docs/reference/, build the docs site into site-docs/
 
 Only the standard library is used here, so it works on a fresh Python 3.11+.
 The virtual environment is reinstalled when pyproject.toml changes.
@@ -62,6 +63,11 @@ def main(argv: list[str]) -> int:
                 if run(*step) != 0:
                     return 1
         return run(str(PYTHON), "-m", "pytest", *rest)
+    if command == "docs":
+        ensure_venv("docs")
+        if run(str(PYTHON), "docs/gen.py") != 0:
+            return 1
+        return run(str(PYTHON), "-m", "mkdocs", "build", "--strict", "-d", "site-docs", *rest)
     print(__doc__)
     return 0 if command in ("help", "-h", "--help") else 2
 
