@@ -30,6 +30,7 @@ ARCHITECTURE = DOCS / "architecture.md"
 
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>\w*)\n(?P<body>.*?)^(?P=indent)```", re.S | re.M)
 LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+CONSTANT = re.compile(r"`(\w+)\.(_?[A-Z][A-Z0-9_]+)`")
 CODE_PATH = re.compile(r"`((?:tracker|bench|tests|templates)/[\w./-]*\.\w+)`")
 
 
@@ -105,6 +106,16 @@ def test_files_the_docs_name_exist() -> None:
             continue
         for name in CODE_PATH.findall(page.read_text()):
             assert (ROOT / name).exists(), f"{page.relative_to(ROOT)} names {name}, which is gone"
+
+
+def test_constants_the_docs_name_exist() -> None:
+    """`topics.SCAN_CHARS` and the like: the constant is still defined somewhere in tracker/."""
+    source = "\n".join(p.read_text() for p in (ROOT / "tracker").rglob("*.py"))
+    for page in PAGES:
+        for module, name in CONSTANT.findall(page.read_text()):
+            assert re.search(rf"^\s*{name}\b\s*(?::[^=\n]*)?=", source, re.M), (
+                f"{page.relative_to(ROOT)} names {module}.{name}, which tracker/ no longer defines"
+            )
 
 
 def test_every_page_is_in_the_site_nav() -> None:
