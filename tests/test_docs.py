@@ -137,4 +137,4 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / "s" / "reference" / "index-schema" / "index.html").exists()
+    assert (tmp_path / "s" / "reference" / "index-schema.html").exists()
