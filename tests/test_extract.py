@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tracker.errors import FetchError
-from tracker.extract import clean_url, extract_text, normalize_text
+from tracker.core.errors import FetchError
+from tracker.extract.engine import clean_url, extract_text, normalize_text
 
 CASES_FILE = Path(__file__).parent / "cases" / "extract.json"
 CASE_KEYS = {"name", "html", "select", "remove", "expected", "xfail"}

@@ -20,11 +20,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tracker.cli import cli
-from tracker.config import load_config
-from tracker.errors import ConfigError
-from tracker.index import Index
-from tracker.schedule import cron_day_of_week, parse_cron
-from tracker.store import Store
+from tracker.config.cron import cron_day_of_week, parse_cron
+from tracker.config.settings import load_config
+from tracker.core.errors import ConfigError
+from tracker.storage.index import Index
+from tracker.storage.store import Store
 
 
 @pytest.mark.parametrize(
@@ -213,7 +213,7 @@ def test_status_alerts_when_checks_have_stopped(
     """A cron job that silently stopped leaves every document 'ok': max_stale catches it."""
     from datetime import timedelta
 
-    from tracker.pipeline import Tracker, run
+    from tracker.app.pipeline import Tracker, run
 
     httpserver.expect_request("/ok").respond_with_data("<p>fine</p>", content_type="text/html")
     path = write_config(tmp_path, [document_entry("t/ok", httpserver.url_for("/ok"))])

@@ -23,15 +23,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .config import load_config
-from .errors import TrackerError
-from .history import change_for
-from .importer import ImportItem, import_items
-from .models import DocumentOutcome
-from .pipeline import Tracker, run
-from .report import terminal_diff, write_report
-from .site import build_site
-from .store import iso, parse_iso
+from tracker.app.history import change_for
+from tracker.app.importer import ImportItem, import_items
+from tracker.app.pipeline import Tracker, run
+from tracker.config.settings import load_config
+from tracker.core.errors import TrackerError
+from tracker.core.models import DocumentOutcome
+from tracker.publish.report import terminal_diff, write_report
+from tracker.publish.site import build_site
+from tracker.storage.store import iso, parse_iso
 
 MARKER = ".tos-tracker-demo"
 
