@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:
 from tracker.app.importer import folder_items, import_items, kind_of  # noqa: E402
 from tracker.app.pipeline import Tracker, run  # noqa: E402
 from tracker.config.settings import load_config  # noqa: E402
-from tracker.storage.store import parse_iso  # noqa: E402
+from tracker.core.times import parse_iso  # noqa: E402
 from tracker.storage.verify import check  # noqa: E402
 
 FETCH = {

@@ -558,9 +558,10 @@ def test_a_change_says_why_it_is_cosmetic_even_without_clause_changes() -> None:
     """Only a heading's level changed: no clause changed, the markup did."""
     from datetime import UTC, datetime
 
+    from tracker.analysis.change import Change
     from tracker.analysis.clauses import NOISE, RESTRUCTURED
     from tracker.analysis.diff import word_diff
-    from tracker.core.models import Change, Version
+    from tracker.core.models import Version
 
     def change(old: str, new: str) -> Change:
         when = datetime(2025, 1, 1, tzinfo=UTC)
@@ -715,9 +716,10 @@ def test_thousands_of_identical_clauses_are_matched_without_a_quadratic_search()
 def test_past_the_time_limit_the_rest_is_coarse_and_the_change_says_so() -> None:
     from datetime import UTC, datetime
 
+    from tracker.analysis.change import Change
     from tracker.analysis.clauses import compare_clauses
     from tracker.analysis.diff import word_diff
-    from tracker.core.models import COARSE_NOTE, Change, Version
+    from tracker.core.models import COARSE_NOTE, Version
 
     old = "# T\n\n- We may share your data with partners.\n- Keep this.\n"
     new = "# T\n\n- We may share your data with our partners.\n- Keep this.\n"

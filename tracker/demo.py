@@ -25,13 +25,13 @@ from typing import Any
 
 from tracker.app.history import change_for
 from tracker.app.importer import ImportItem, import_items
+from tracker.app.outcomes import DocumentOutcome
 from tracker.app.pipeline import Tracker, run
 from tracker.config.settings import load_config
 from tracker.core.errors import TrackerError
-from tracker.core.models import DocumentOutcome
+from tracker.core.times import iso, parse_iso
 from tracker.publish.report import terminal_diff, write_report
 from tracker.publish.site import build_site
-from tracker.storage.store import iso, parse_iso
 
 MARKER = ".tos-tracker-demo"
 

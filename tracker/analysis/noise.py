@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tracker.core.models import Version
-from tracker.storage.store import iso
+from tracker.core.times import iso
 
 
 def flip_of(

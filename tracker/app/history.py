@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import Any
 
+from tracker.analysis.change import Change
 from tracker.app.pipeline import Tracker
 from tracker.core.errors import VersionNotFoundError
-from tracker.core.models import Change, Version
+from tracker.core.models import Version
+from tracker.core.times import iso
 from tracker.storage.index import compute_change
-from tracker.storage.store import iso
 
 
 def versions(tracker: Tracker, document: str) -> list[Version]:

@@ -14,24 +14,20 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from tracker.analysis.change import Change
 from tracker.analysis.noise import flip_note, flip_of
+from tracker.app.outcomes import DocumentOutcome, RunSummary
 from tracker.config.settings import Config
 from tracker.core.errors import FetchError, StoreError, UnknownDocumentError
-from tracker.core.models import (
-    Change,
-    DocumentOutcome,
-    FetchResult,
-    RunSummary,
-    Source,
-    Validators,
-    Version,
-)
+from tracker.core.hashes import sha256_hex
+from tracker.core.models import FetchResult, Source, Validators, Version
+from tracker.core.times import iso
 from tracker.extract.engine import extract_text, extraction_key, normalize_text
 from tracker.fetch import walls
 from tracker.fetch.guards import GuardSettings, check_response, check_text
 from tracker.fetch.http import Clock, Fetcher, utcnow
 from tracker.storage.index import Index, compute_change
-from tracker.storage.store import Capture, Store, iso, sha256_hex
+from tracker.storage.store import Capture, Store
 
 log = logging.getLogger("tracker.pipeline")  # the name log lines have always shown
 

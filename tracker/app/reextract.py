@@ -28,10 +28,13 @@ from tracker.analysis.topics import flags_for
 from tracker.app.importer import TEXT_EXTRACTION
 from tracker.app.pipeline import Tracker
 from tracker.core.errors import FetchError, StoreError
+from tracker.core.files import atomic_write
+from tracker.core.hashes import sha256_hex
 from tracker.core.models import Source, Version
+from tracker.core.times import iso, stem_for
 from tracker.extract.engine import extract_text, extraction_key
 from tracker.fetch.http import utcnow
-from tracker.storage.store import Capture, _json_bytes, atomic_write, iso, sha256_hex, stem_for
+from tracker.storage.store import Capture, _json_bytes
 
 log = logging.getLogger("tracker.reextract")  # the name log lines have always shown
 

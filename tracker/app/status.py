@@ -6,41 +6,14 @@ failing for longer than `max_failing`, so cron mail or an uptime check can alert
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from tracker.core.bounds import DAY, MAX_DURATION_DAYS
-from tracker.core.errors import ConfigError
-from tracker.storage.store import parse_iso
+from tracker.core.times import parse_iso
 
 if TYPE_CHECKING:
     from tracker.app.pipeline import Tracker
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str | int | float, where: str = "duration") -> timedelta:
-    """'90m', '24h', '2d', '1w' or a number of seconds."""
-    if isinstance(text, bool):
-        raise ConfigError(f"{where} must be a duration such as '24h', got {text!r}")
-    if isinstance(text, int | float):
-        seconds = float(text)
-    else:
-        match = _DURATION.match(str(text))
-        if not match:
-            raise ConfigError(
-                f"{where} must be a duration such as '90m', '24h' or '2d', got {text!r}"
-            )
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    # inf, nan and '99999999999999999d' made timedelta raise OverflowError: a traceback.
-    if not 0 <= seconds <= MAX_DURATION_DAYS * DAY:
-        raise ConfigError(
-            f"{where} must be a duration from 0 to {MAX_DURATION_DAYS}d, got {text!r}"
-        )
-    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from typing import Any
 import click
 
 from tracker import __version__
+from tracker.app.outcomes import DocumentOutcome
 from tracker.app.pipeline import Tracker
 from tracker.config.settings import CONFIG_NAME, Config, default_config_text, load_config
 from tracker.core.errors import ArgumentError, TrackerError, os_error_line
-from tracker.core.models import DocumentOutcome
-from tracker.storage.store import iso
+from tracker.core.times import iso
 
 log = logging.getLogger("tracker.cli")
 
@@ -282,7 +282,8 @@ def status(
     """
     from datetime import UTC, datetime
 
-    from tracker.app.status import health, parse_duration
+    from tracker.app.status import health
+    from tracker.core.times import parse_duration
 
     limit = parse_duration(max_failing, "--max-failing") if max_failing else obj.config.max_failing
     stale = parse_duration(max_stale, "--max-stale") if max_stale else obj.config.max_stale

@@ -19,11 +19,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tracker.analysis.topics import Topic, default_topics, merge_topics, parse_topics
-from tracker.app.status import parse_duration
 from tracker.config.cron import ScheduleSettings, parse_cron
 from tracker.core.bounds import BOUNDS, check_number
 from tracker.core.errors import ConfigError, check_keys
 from tracker.core.models import NoiseFilters, Source
+from tracker.core.times import parse_duration
 from tracker.extract.rules import soupsieve_problem
 
 CONFIG_NAME = "tracker.toml"

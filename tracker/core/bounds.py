@@ -48,7 +48,7 @@ class Bound:
 
 
 # section.key -> its range. `document.*` are a [[documents]] entry's own keys. Durations
-# are bounded by MAX_DURATION_DAYS in `status.parse_duration`, which the CLI shares.
+# are bounded by MAX_DURATION_DAYS in `times.parse_duration`, which the CLI shares.
 BOUNDS: dict[str, Bound] = {
     "fetch.timeout": Bound(0, 3600, above=True, unit="seconds"),
     "fetch.retries": Bound(0, 20, integer=True),

@@ -22,15 +22,16 @@ from email.utils import formatdate, getaddresses, make_msgid
 from pathlib import Path
 from typing import Any
 
+from tracker.analysis.change import Change
 from tracker.analysis.clauses import clean_inline
 from tracker.app.pipeline import Tracker
 from tracker.config.settings import DigestSettings
 from tracker.core.errors import ConfigError, StoreError
-from tracker.core.models import Change
+from tracker.core.files import atomic_write
+from tracker.core.times import iso, parse_iso, stem_for
 from tracker.publish import site_layout
 from tracker.publish.report import flag_views, human_time, imported_label, template_env
 from tracker.storage.index import compute_change
-from tracker.storage.store import atomic_write, iso, parse_iso, stem_for
 
 log = logging.getLogger("tracker.digest")  # the name log lines have always shown
 

@@ -20,13 +20,15 @@ import click
 import jinja2
 
 from tracker import __version__
+from tracker.analysis.change import Change
 from tracker.analysis.clauses import clean_inline, cosmetic_reason
 from tracker.analysis.topics import Topic
 from tracker.app.pipeline import Tracker
 from tracker.core.errors import StoreError
-from tracker.core.models import Change, Source
+from tracker.core.files import atomic_write
+from tracker.core.models import Source
+from tracker.core.times import iso, stem_for
 from tracker.storage.index import compute_change
-from tracker.storage.store import atomic_write, iso, stem_for
 
 log = logging.getLogger("tracker.report")  # the name log lines have always shown
 

@@ -27,12 +27,15 @@ from urllib.parse import urlsplit
 import jinja2
 
 from tracker import __version__
+from tracker.analysis.change import Change
 from tracker.analysis.clauses import clean_inline, cosmetic_reason
 from tracker.app.history import change_json
 from tracker.app.pipeline import Tracker
 from tracker.config.settings import Config
 from tracker.core.errors import TrackerError
-from tracker.core.models import Change, Source, Version
+from tracker.core.files import atomic_write, read_bytes, safe_relative
+from tracker.core.models import Source, Version
+from tracker.core.times import iso
 from tracker.publish import site_layout as layout
 from tracker.publish.report import (
     diff_segments,
@@ -47,15 +50,7 @@ from tracker.publish.report import (
 from tracker.publish.report import template_env as base_env
 from tracker.publish.search_index import Span, clause_spans, index_script
 from tracker.storage.index import compute_change
-from tracker.storage.store import (
-    DamagedFileError,
-    StoreError,
-    atomic_write,
-    iso,
-    open_lock,
-    read_bytes,
-    safe_relative,
-)
+from tracker.storage.store import DamagedFileError, StoreError, open_lock
 
 log = logging.getLogger("tracker.site")  # the name log lines have always shown
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 from datetime import datetime
 
-from tracker.storage.store import stem_for
+from tracker.core.times import stem_for
 
 
 def document_dir(document: str) -> str:

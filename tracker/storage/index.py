@@ -22,12 +22,14 @@ from typing import Any
 
 import sqlite_utils
 
+from tracker.analysis.change import Change
 from tracker.analysis.clauses import compare_clauses, segment
 from tracker.analysis.diff import word_diff
 from tracker.analysis.topics import Topic, default_topics, flags_for
 from tracker.core.errors import StoreError
-from tracker.core.models import Change, Source, Validators, Version
-from tracker.storage.store import Capture, Store, iso
+from tracker.core.models import Source, Validators, Version
+from tracker.core.times import iso
+from tracker.storage.store import Capture, Store
 
 log = logging.getLogger("tracker.index")  # the name log lines have always shown
 

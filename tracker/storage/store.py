@@ -17,8 +17,6 @@ import contextlib
 import errno
 import fcntl
 import gzip
-import hashlib
-import itertools
 import json
 import logging
 import os
@@ -32,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from tracker.core.errors import LockedError, StoreError
+from tracker.core.files import NOFOLLOW, atomic_write, fsync_dir, read_bytes, safe_relative
+from tracker.core.hashes import sha256_hex
 from tracker.core.models import FetchResult, Snapshot, Version
+from tracker.core.times import STEM_LENGTH, iso, parse_iso, parse_stem, stem_for
 
 log = logging.getLogger("tracker.store")  # the name log lines have always shown
 
-STEM_FORMAT = "%Y%m%dT%H%M%SZ"
-STEM_LENGTH = len("20240502T120000Z")
 RUNS_DIR = "_runs"
 IMPORTS_DIR = "_imports"
 # Written when an import of a document starts, removed when its index rows are in line
@@ -46,118 +45,10 @@ IMPORT_JOURNAL = "importing.json"
 LOCK_NAME = ".lock"
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def stem_for(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(STEM_FORMAT)
-
-
-def parse_stem(stem: str) -> datetime:
-    return datetime.strptime(stem, STEM_FORMAT).replace(tzinfo=UTC)
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a Z, to the second: the one time format we print and store."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
 PENDING = ".pending.json"  # a dot-file: never read as a capture
 # Level 1 takes 0.2 ms for a 40 KB page where 6 took 0.9 ms (as long as extracting its
 # text), for raw snapshots ~20% bigger (17% vs 14% of the HTML on the corpus's pages).
 RAW_GZIP_LEVEL = 1
-
-
-def atomic_write(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = True) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename into place.
-
-    `durable=False` skips the fsyncs, for outputs that can be rebuilt (the site):
-    readers still never see half a file, but a power cut may lose the newest ones.
-    `sync_dir=False` leaves the folder's fsync (which makes the rename durable) to the
-    caller, who writes several files into one folder and syncs it once.
-
-    Plain os calls, about six system calls a file: a run writes three files a page from
-    several threads, and every system call is a hand-over of the GIL between them.
-    """
-    folder = path.parent
-    while True:
-        tmp = folder / f".{path.name}.{_PID[0]}-{next(_TEMP_NUMBERS)}.tmp"
-        try:
-            fd = os.open(tmp, _CREATE, 0o644)
-            break
-        except FileExistsError:
-            continue  # left by a killed process that had the same pid
-        except FileNotFoundError:
-            folder.mkdir(parents=True, exist_ok=True)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if durable:
-                os.fsync(fd)
-            os.fchmod(fd, 0o644)  # whatever the umask: stores are shared read-only
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if durable and sync_dir:
-        _fsync_dir(folder)
-
-
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_TEMP_NUMBERS = itertools.count()
-_PID = [os.getpid()]  # getpid is a system call; a forked child learns its own below
-os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
-
-
-def read_bytes(path: Path, *, follow: bool = True) -> bytes:
-    """A whole file, unbuffered: no isatty probe or seek as `open()` makes by default.
-
-    `follow=False` refuses a symbolic link (ELOOP) where the store keeps plain files.
-    Anything but a plain file (a FIFO would block for ever, a device never end) is
-    refused with EINVAL: stores and sites are shared, and read as data.
-    """
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    with open(os.open(path, flags | (0 if follow else _NOFOLLOW)), "rb", buffering=0) as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise OSError(errno.EINVAL, "not a plain file", str(path))
-        return handle.readall()
-
-
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def safe_relative(rel: object) -> list[str] | None:
-    """`rel`'s parts when it is a plain relative path (no absolute, `..`, `.`, empty part,
-    backslash or NUL), else None: the lexical half of `Store.resolve_inside`."""
-    if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
-        return None
-    parts = rel.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return None
-    return parts
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class DamagedFileError(StoreError):
@@ -496,7 +387,7 @@ class Store:
         if written:
             # One folder fsync makes the raw and text renames durable before the
             # metadata that names them is written (and synced with its own).
-            _fsync_dir(folder)
+            fsync_dir(folder)
         self._write(folder / f"{stem}.json", _json_bytes(meta), written)
         return _capture_of(document, meta)
 
@@ -752,7 +643,7 @@ def open_lock(path: Path) -> Any:
     A shared store could hold `.lock` as a link to any file the user can write, which
     the lock would then truncate; a link, or anything but a plain file, is refused.
     """
-    flags = os.O_RDWR | _NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         try:
             fd = os.open(path, flags)  # most often there: no need to ask to create it
