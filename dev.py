@@ -2,7 +2,7 @@
 """Bootstrap for the Quick start: create or reuse .venv, install, then run.
 
     python3 dev.py demo     # the offline demo
-    python3 dev.py test     # lint, type check and the test suite (what CI runs)
+    python3 dev.py test     # lint, type check, layer contract and the test suite (what CI runs)
 
 Only the standard library is used here, so it works on a fresh Python 3.11+.
 The virtual environment is reinstalled when pyproject.toml changes.
@@ -56,6 +56,7 @@ def main(argv: list[str]) -> int:
             (str(BIN / "ruff"), "check", "tracker", "tests", "bench", "dev.py"),
             (str(BIN / "ruff"), "format", "--check", "tracker", "tests", "bench", "dev.py"),
             (str(BIN / "mypy"), "tracker"),
+            (str(BIN / "lint-imports"),),  # the layer contract in pyproject.toml: no cycles
         ]
         if not rest:  # a full run lints first; `dev.py test -k x` goes straight to pytest
             for step in steps:
