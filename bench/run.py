@@ -36,7 +36,7 @@ from compare import compare, print_table  # noqa: E402
 from tracker.analysis.diff import word_diff  # noqa: E402
 from tracker.app.pipeline import Tracker, run  # noqa: E402
 from tracker.config.settings import load_config  # noqa: E402
-from tracker.demo import _Site, bundled_captures, demo_config, serve  # noqa: E402
+from tracker.ops.demo import _Site, bundled_captures, demo_config, serve  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 

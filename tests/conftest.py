@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from tracker.app.pipeline import Tracker
 from tracker.cli import cli
 from tracker.config.settings import load_config
-from tracker.demo import bundled_captures
+from tracker.ops.demo import bundled_captures
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 

@@ -406,3 +406,23 @@ def test_an_index_made_before_cosmetic_reasons_gains_the_column(tmp_path: Path) 
         assert "cosmetic_reason" in index.db.table("changes").columns_dict
         assert [r["cosmetic_reason"] for r in index.db.query("select * from changes")] == [None]
         index.close()
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_nothing_heavy(flag: str) -> None:
+    """`--help` and `--version` load click and the command modules only: no pipeline,
+    HTTP, HTML parser or SQLite wrapper (they took 0.2 s before the CLI was split)."""
+    probe = (
+        "import sys\n"
+        "from tracker.cli import main\n"
+        f"sys.argv = ['tos-tracker', '{flag}']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('requests', 'lxml', 'bs4', 'sqlite_utils', 'tracker.app', 'tracker.fetch',\n"
+        "         'tracker.storage', 'tracker.publish', 'tracker.analysis')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -30,7 +30,7 @@ from tracker.app.importer import import_items
 from tracker.app.pipeline import Tracker, run
 from tracker.cli import cli
 from tracker.config.settings import DigestSettings, load_config
-from tracker.demo import DEMO_DOCUMENTS, _import_item, bundled_captures
+from tracker.ops.demo import DEMO_DOCUMENTS, _import_item, bundled_captures
 from tracker.publish.digest import Ledger, new_ledger, pending, run_digests
 
 POLICE = "by or for a police department in the United States"

@@ -27,7 +27,6 @@ from conftest import SHARED_CORPUS
 
 from tracker.core.errors import FetchError
 from tracker.core.models import NoiseFilters
-from tracker.demo import bundled_captures
 from tracker.extract import lxml_engine as extract_lxml
 from tracker.extract import soup_engine as extract_soup
 from tracker.extract.engine import Engine, extract_text, extract_with
@@ -39,6 +38,7 @@ from tracker.extract.rules import (
     finish_plain,
     has_odd,
 )
+from tracker.ops.demo import bundled_captures
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = Path(__file__).parent / "cases"

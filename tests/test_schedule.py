@@ -316,3 +316,21 @@ def test_digests_are_scheduled_by_period_unless_they_say(tmp_path: Path) -> None
         handle.write('\n[[digests]]\nid = "bad"\nto = ["a@example.org"]\nschedule = "61 * * * *"\n')
     with pytest.raises(ConfigError, match=r"\[\[digests\]\] 'bad': key 'schedule'"):
         load_config(path)
+
+
+def test_jobs_are_built_by_the_library_without_click(tmp_path: Path) -> None:
+    """The default [schedule] is one run every 6 hours; a digest without [smtp] is left
+    out (with a warning), one with [smtp] is its own job."""
+    from tracker.config.settings import load_config
+    from tracker.ops.schedule import build_jobs
+
+    path = write_config(tmp_path, [document_entry("t/a", "http://127.0.0.1:9/a")])
+    assert list(build_jobs(load_config(path))) == ["run"]
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('\n[[digests]]\nid = "daily"\nto = ["reader@example.org"]\n')
+    assert list(build_jobs(load_config(path))) == ["run"]
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('\n[smtp]\nhost = "127.0.0.1"\nsender = "t@example.org"\n')
+    jobs = build_jobs(load_config(path))
+    assert list(jobs) == ["run", "digest:daily"]
+    assert all(callable(function) for _, function in jobs.values())

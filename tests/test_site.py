@@ -27,7 +27,7 @@ from tracker.app.history import change_for, change_json
 from tracker.app.pipeline import Tracker, run
 from tracker.config.settings import load_config
 from tracker.core.times import iso
-from tracker.demo import run_demo
+from tracker.ops.demo import run_demo
 from tracker.publish import site_layout as layout
 from tracker.publish.report import side_by_side
 from tracker.publish.site import SiteError, build_site

@@ -22,7 +22,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
 
-from tracker.demo import run_demo
+from tracker.ops.demo import run_demo
 from tracker.publish import site_layout as layout
 
 PREFIX = "/hosted/under/a/prefix/"

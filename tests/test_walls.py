@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tracker.demo import bundled_captures
 from tracker.fetch.walls import BOT_MARKERS, SMALL_PAGE_WORDS, detect, error_page, visible_words
+from tracker.ops.demo import bundled_captures
 
 CASES = json.loads((Path(__file__).parent / "cases" / "walls.json").read_text(encoding="utf-8"))
 FILLER = "You agree to use the services only as these terms allow and as the law permits. "

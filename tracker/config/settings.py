@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tracker.analysis.topics import Topic, default_topics, merge_topics, parse_topics
+from tracker.config import CONFIG_NAME
 from tracker.config.cron import ScheduleSettings, parse_cron
 from tracker.core.bounds import BOUNDS, check_number
 from tracker.core.errors import ConfigError, check_keys
@@ -26,7 +27,6 @@ from tracker.core.models import NoiseFilters, Source
 from tracker.core.times import parse_duration
 from tracker.extract.rules import soupsieve_problem
 
-CONFIG_NAME = "tracker.toml"
 PROJECT_URL = "https://github.com/tos-tracker/tos-tracker"
 
 # Slugs become folder names under the store, so keep them to a safe alphabet.
