@@ -129,7 +129,7 @@ def test_same_bytes_give_same_text_in_a_fresh_interpreter(tmp_path: Path) -> Non
     page.write_bytes(body)
     script = (
         "import sys\n"
-        "from tracker.extract import extract_text\n"
+        "from tracker.extract.engine import extract_text\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "text = extract_text(data, select=['main', 'table', '#a', '.x'], remove=['nav'])\n"
         "sys.stdout.buffer.write(text.encode('utf-8'))\n"

@@ -70,7 +70,7 @@ def read_bytes(path: Path, *, follow: bool = True) -> bytes:
         return handle.readall()
 
 
-NOFOLLOW = getattr(os, "ONOFOLLOW", 0)
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def safe_relative(rel: object) -> list[str] | None:
