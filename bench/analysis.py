@@ -56,8 +56,9 @@ def texts(case: str) -> tuple[str, str]:
 
 def measure(case: str) -> dict[str, object]:
     """Analyse one case in this process, stage by stage."""
-    from tracker.analysis.clauses import compare_clauses, segment
+    from tracker.analysis.clauses import compare_clauses
     from tracker.analysis.diff import word_diff
+    from tracker.analysis.segments import segment
     from tracker.analysis.topics import default_topics, flags_for
 
     old, new = texts(case)

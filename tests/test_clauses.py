@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker.analysis.clauses import compare, cosmetic_key, segment, summarize
+from tracker.analysis.clauses import compare, summarize
+from tracker.analysis.segments import cosmetic_key, segment
 
 DOC = """# Usage policies
 
@@ -290,7 +291,7 @@ def corpus_clauses() -> list[str]:
 def test_noise_prefilter_never_skips_a_match() -> None:
     """`cosmetic_key` skips the noise search for texts the prefilter clears; the
     search must find nothing in every such text (real clauses and crafted ones)."""
-    from tracker.analysis.clauses import _NOISE_RE, _may_hold_noise
+    from tracker.analysis.segments import _NOISE_RE, _may_hold_noise
 
     texts = [*NOISY, *DIGITS, *corpus_clauses()]
     texts += [w.upper() + " x" for w in ("ago", "today", "contents", "jump to")]
@@ -512,7 +513,7 @@ def test_a_datelines_label_is_noise_like_its_date() -> None:
     ],
 )
 def test_link_targets_are_dropped_whatever_the_brackets(text: str, readable: str) -> None:
-    from tracker.analysis.clauses import clean_inline
+    from tracker.analysis.segments import clean_inline
 
     assert clean_inline(text) == readable
 
@@ -738,7 +739,8 @@ def test_past_the_time_limit_the_rest_is_coarse_and_the_change_says_so() -> None
 
 
 def test_a_modified_clause_past_the_time_limit_is_shown_replaced_whole() -> None:
-    from tracker.analysis.clauses import Clause, _Budget, _clause_ops
+    from tracker.analysis.clauses import _Budget, _clause_ops
+    from tracker.analysis.segments import Clause
 
     a, b = Clause((), "item", "one two three", 0), Clause((), "item", "one two four", 0)
     assert _clause_ops(a, b, _Budget(5.0)) == ((0, "one two "), (-1, "three"), (1, "four"))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker.analysis.clauses import compare, segment
+from tracker.analysis.clauses import compare
+from tracker.analysis.segments import segment
 from tracker.analysis.topics import Topic, default_topics, flags_for
 from tracker.app.evaluation import load_cases, load_labels, run_case, score, score_labels
 

@@ -18,7 +18,7 @@ from conftest import Clock, document_entry, invoke, write_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tracker.analysis.clauses import clean_inline
+from tracker.analysis.segments import clean_inline
 from tracker.app.evaluation import load_cases
 from tracker.app.importer import time_from_name, wayback_items
 from tracker.app.pipeline import Tracker, run

@@ -425,7 +425,8 @@ def test_reextract_keeps_text_imports(tmp_path: Path) -> None:
 
 
 def test_a_table_of_contents_label_coming_and_going_is_cosmetic() -> None:
-    from tracker.analysis.clauses import compare, segment
+    from tracker.analysis.clauses import compare
+    from tracker.analysis.segments import segment
 
     old = "# Terms\n\nTable of contents\n\nUpdated: 14 days ago\n\nNo weapons.\n"
     new = "# Terms\n\nUpdated: 15 days ago\n\nNo weapons.\n"
@@ -436,7 +437,8 @@ def test_a_table_of_contents_label_coming_and_going_is_cosmetic() -> None:
 
 
 def test_quote_style_flips_are_cosmetic() -> None:
-    from tracker.analysis.clauses import compare, segment
+    from tracker.analysis.clauses import compare
+    from tracker.analysis.segments import segment
 
     straight = "# Changelog\n\n- 2025-10-29: We've updated our Usage Policies.\n"
     curly = straight.replace("'", "\u2019")

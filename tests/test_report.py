@@ -226,7 +226,8 @@ def test_flags_are_stored_in_the_index(
 def test_two_flagged_clauses_with_the_same_text_stay_apart(tmp_path: Path) -> None:
     """A lost ban in one section must not hide behind an identical clause in another."""
     from tracker.analysis.change import Change
-    from tracker.analysis.clauses import compare, segment
+    from tracker.analysis.clauses import compare
+    from tracker.analysis.segments import segment
     from tracker.analysis.topics import default_topics, flags_for
     from tracker.core.models import DiffResult, Version
     from tracker.publish.report import flag_views

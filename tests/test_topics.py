@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker.analysis.clauses import compare, segment
+from tracker.analysis.clauses import compare
+from tracker.analysis.segments import segment
 from tracker.analysis.topics import Topic, default_topics, flags_for
 from tracker.config.settings import parse_config
 from tracker.core.errors import ConfigError

@@ -21,8 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from tracker.analysis.clauses import ClauseChange, clean_inline, cosmetic_key
+from tracker.analysis.clauses import ClauseChange
 from tracker.analysis.diff import edits
+from tracker.analysis.segments import clean_inline, cosmetic_key
 from tracker.core.errors import ConfigError, check_keys
 
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.analysis.clauses import clean_inline, compare, segment
+from tracker.analysis.clauses import compare
+from tracker.analysis.segments import clean_inline, segment
 from tracker.analysis.topics import Flag, Topic, flags_for
 from tracker.extract.engine import extract_text
 

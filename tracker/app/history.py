@@ -158,7 +158,7 @@ def blame(tracker: Tracker, document: str, needle: str) -> list[dict[str, Any]]:
     Matching ignores case, whitespace and markdown emphasis. Each event carries the
     version's time, hashes and the paths of its text and raw snapshot.
     """
-    from tracker.analysis.clauses import clean_inline, cosmetic_key, segment
+    from tracker.analysis.segments import clean_inline, cosmetic_key, segment
 
     def norm(text: str) -> str:
         return " ".join(cosmetic_key(clean_inline(text)).split()).casefold()

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tracker.analysis.clauses import compare, segment
+from tracker.analysis.clauses import compare
 from tracker.analysis.noise import flip_of
+from tracker.analysis.segments import segment
 from tracker.analysis.topics import flags_for
 from tracker.app.importer import TEXT_EXTRACTION
 from tracker.app.pipeline import Tracker

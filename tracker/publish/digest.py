@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tracker.analysis.change import Change
-from tracker.analysis.clauses import clean_inline
+from tracker.analysis.segments import clean_inline
 from tracker.app.pipeline import Tracker
 from tracker.config.settings import DigestSettings
 from tracker.core.errors import ConfigError, StoreError

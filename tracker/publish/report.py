@@ -21,7 +21,8 @@ import jinja2
 
 from tracker import __version__
 from tracker.analysis.change import Change
-from tracker.analysis.clauses import clean_inline, cosmetic_reason
+from tracker.analysis.clauses import cosmetic_reason
+from tracker.analysis.segments import clean_inline
 from tracker.analysis.topics import Topic
 from tracker.app.pipeline import Tracker
 from tracker.core.errors import StoreError

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from tracker.analysis.clauses import clean_inline, segment
+from tracker.analysis.segments import clean_inline, segment
 
 MAX_CLAUSE_CHARS = 2000
 

@@ -23,8 +23,9 @@ from typing import Any
 import sqlite_utils
 
 from tracker.analysis.change import Change
-from tracker.analysis.clauses import compare_clauses, segment
+from tracker.analysis.clauses import compare_clauses
 from tracker.analysis.diff import word_diff
+from tracker.analysis.segments import segment
 from tracker.analysis.topics import Topic, default_topics, flags_for
 from tracker.core.errors import StoreError
 from tracker.core.models import Source, Validators, Version
