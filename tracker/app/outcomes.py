@@ -7,6 +7,7 @@ from datetime import datetime
 
 from tracker.analysis.change import Change
 from tracker.core.models import Validators, Version
+from tracker.core.statuses import FAILED
 
 
 @dataclass(frozen=True)
@@ -45,4 +46,4 @@ class RunSummary:
 
     @property
     def failed(self) -> int:
-        return self.count("failed")
+        return self.count(FAILED)

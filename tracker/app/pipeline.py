@@ -21,6 +21,7 @@ from tracker.config.settings import Config
 from tracker.core.errors import FetchError, StoreError, UnknownDocumentError
 from tracker.core.hashes import sha256_hex
 from tracker.core.models import FetchResult, Source, Validators, Version
+from tracker.core.statuses import CHANGED, FAILED, NEW, OUTCOMES, UNCHANGED
 from tracker.core.times import iso
 from tracker.extract.engine import extract_text, extraction_key, normalize_text
 from tracker.fetch import walls
@@ -255,7 +256,7 @@ def _record(
     store = tracker.store
     base = DocumentOutcome(
         document=source.id,
-        status="unchanged",
+        status=UNCHANGED,
         checked_at=fetched.fetched_at,
         http_status=fetched.status,
         validators=fetched.validators,
@@ -274,7 +275,7 @@ def _record(
             return Recorded(
                 replace(
                     base,
-                    status="failed",
+                    status=FAILED,
                     error_kind="http",
                     error="HTTP 304 but no stored copy to compare with",
                 )
@@ -285,10 +286,10 @@ def _record(
     verdict = judge(tracker, source, fetched, state, extraction=extraction, walls_checked=True)
     if verdict.pending != state.pending:
         store.set_pending(source.id, verdict.pending or None)
-    if verdict.status == "failed":
+    if verdict.status == FAILED:
         assert verdict.error is not None
         error = verdict.error
-        return Recorded(replace(base, status="failed", error_kind=error.kind, error=str(error)))
+        return Recorded(replace(base, status=FAILED, error_kind=error.kind, error=str(error)))
     if verdict.text is None:  # the bytes of the last capture: its text and history stand
         return Recorded(replace(base, version=store.current_version(source.id, latest)))
     text, flip = verdict.text, verdict.flip
@@ -309,11 +310,11 @@ def _record(
     if capture is not None and capture.version is not None and previous is not None:
         change = compute_change(store, previous, capture.version, tracker.config.topics)
     if capture is None or capture.version is None:
-        status = "unchanged"
+        status = UNCHANGED
     elif previous is None:
-        status = "new"
+        status = NEW
     else:
-        status = "changed"
+        status = CHANGED
     outcome = replace(
         base,
         status=status,
@@ -390,7 +391,7 @@ def judge(
     if refused is None and not walls_checked and extraction != TEXT_EXTRACTION:
         refused = walls.detect(fetched.status, {}, fetched.body, fetched.final_url, source.url)
     if refused is not None:
-        return Verdict("failed", state.pending, refused)
+        return Verdict(FAILED, state.pending, refused)
     before = state.before
     if (
         before is not None
@@ -399,7 +400,7 @@ def judge(
     ):
         # The bytes of the last capture, read the same way: its text, checks and
         # history stand. Whatever was held back is not confirmed by it.
-        return Verdict("unchanged", {})
+        return Verdict(UNCHANGED, {})
     try:
         if extraction == TEXT_EXTRACTION:
             text = normalize_text(fetched.body.decode("utf-8", errors="replace"))
@@ -412,16 +413,16 @@ def judge(
                 noise=source.noise,
             )
     except FetchError as exc:
-        return Verdict("failed", state.pending, exc)
+        return Verdict(FAILED, state.pending, exc)
     if not text.strip():
         error = FetchError("empty", "the page has no readable text (is it rendered by JavaScript?)")
-        return Verdict("failed", state.pending, error)
+        return Verdict(FAILED, state.pending, error)
     if extraction != TEXT_EXTRACTION:
         # A site's own error page served as a page ("This page isn't available"):
         # recorded, it would read as the terms deleted, then restored.
         error_page = walls.error_page(text)
         if error_page is not None:
-            return Verdict("failed", state.pending, error_page)
+            return Verdict(FAILED, state.pending, error_page)
     previous = state.previous
     settings = guard_settings(tracker, source)
     digest = sha256_hex(text.encode("utf-8"))
@@ -431,13 +432,13 @@ def judge(
     suspect = check_text(text, before_text, settings, repeats=repeats)
     if suspect is not None:
         held = {"kind": "shrank", "sha256": digest, "count": repeats + 1}
-        return Verdict("failed", held if suspect.kind == "shrank" else {}, suspect)
+        return Verdict(FAILED, held if suspect.kind == "shrank" else {}, suspect)
     flip = flip_of(state.recent, digest, extraction, tracker.config.flip_window)
     if flip is not None:
         return Verdict("flip", {}, text=text, flip=flip)
     if previous is not None and previous.sha256 == digest and previous.extraction == extraction:
-        return Verdict("unchanged", {}, text=text)
-    return Verdict("new", {}, text=text)
+        return Verdict(UNCHANGED, {}, text=text)
+    return Verdict(NEW, {}, text=text)
 
 
 def guard_settings(tracker: Tracker, source: Source) -> GuardSettings:
@@ -462,7 +463,7 @@ def _failed(source: Source, error: FetchError, clock: Clock) -> DocumentOutcome:
     log.warning("%s: %s", source.id, error)
     return DocumentOutcome(
         document=source.id,
-        status="failed",
+        status=FAILED,
         checked_at=clock(),
         error_kind=error.kind,
         error=str(error),
@@ -479,7 +480,7 @@ def started_record(run_id: str, started: datetime, sources: list[Source]) -> dic
         "status": "started",
         "interrupted": True,
         "documents": [s.id for s in sources],
-        "counts": dict.fromkeys(("new", "changed", "unchanged", "failed"), 0),
+        "counts": dict.fromkeys(OUTCOMES, 0),
         "outcomes": [],
     }
 
@@ -490,7 +491,7 @@ def run_record(summary: RunSummary) -> dict[str, Any]:
         "id": summary.id,
         "started_at": iso(summary.started_at),
         "ended_at": iso(summary.ended_at),
-        "counts": {s: summary.count(s) for s in ("new", "changed", "unchanged", "failed")},
+        "counts": {s: summary.count(s) for s in OUTCOMES},
         "outcomes": [
             {
                 "document": o.document,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from tracker.core.statuses import FAILED
 from tracker.core.times import parse_iso
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def health(
         row = tracker.index.document(doc_id) or {}
         failing = row.get("failing_since")
         error = None
-        if row.get("last_status") == "failed":
+        if row.get("last_status") == FAILED:
             error = {"kind": row.get("last_error_kind"), "message": row.get("last_error")}
         checked = row.get("last_checked")
         configured = tracker.config.source(doc_id) is not None

@@ -18,6 +18,7 @@ import click
 from tracker import __version__
 from tracker.config import CONFIG_NAME
 from tracker.core.errors import TrackerError, os_error_line
+from tracker.core.statuses import CHANGED, FAILED, NEW, UNCHANGED
 
 if TYPE_CHECKING:
     from tracker.app.outcomes import DocumentOutcome
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tracker.cli")
 
 
-STATUS_STYLE = {"new": "cyan", "changed": "yellow", "unchanged": None, "failed": "red"}
+STATUS_STYLE = {NEW: "cyan", CHANGED: "yellow", UNCHANGED: None, FAILED: "red"}
 
 
 class Context:
@@ -161,11 +162,11 @@ class InOrder:
 def outcome_line(outcome: DocumentOutcome) -> str:
     status = click.style(f"{outcome.status:<9}", fg=STATUS_STYLE.get(outcome.status))
     detail = ""
-    if outcome.status == "failed":
+    if outcome.status == FAILED:
         detail = f"{outcome.error_kind}: {outcome.error}"
     elif outcome.change is not None:
         detail = outcome.change.summary
-    elif outcome.status == "new" and outcome.version is not None:
+    elif outcome.status == NEW and outcome.version is not None:
         detail = f"first version, {outcome.version.bytes} bytes of text"
     elif outcome.http_status == 304:
         detail = "not modified (304)"

@@ -19,6 +19,7 @@ from tracker.cli.base import (
     wait_option,
 )
 from tracker.config import CONFIG_NAME
+from tracker.core.statuses import FAILED, OUTCOMES
 
 if TYPE_CHECKING:
     from tracker.app.outcomes import DocumentOutcome
@@ -78,7 +79,7 @@ def run(
     def echo(outcome: DocumentOutcome) -> None:
         if not quiet:
             click.echo(outcome_line(outcome))
-        elif outcome.status == "failed":
+        elif outcome.status == FAILED:
             click.echo(outcome_line(outcome), err=True)
 
     built = None
@@ -100,9 +101,7 @@ def run(
     if as_json:
         click.echo(json.dumps(run_record(summary), indent=2))
     elif not quiet:
-        counts = ", ".join(
-            f"{summary.count(s)} {s}" for s in ("new", "changed", "unchanged", "failed")
-        )
+        counts = ", ".join(f"{summary.count(s)} {s}" for s in OUTCOMES)
         elapsed = time.perf_counter() - started
         click.echo(f"{len(summary.outcomes)} documents: {counts} ({elapsed:.1f} s)")
         if built is not None:

@@ -12,6 +12,7 @@ from tracker.app.pipeline import Tracker
 from tracker.app.pipeline import run as run_pipeline
 from tracker.config.settings import Config
 from tracker.core.errors import TrackerError
+from tracker.core.statuses import OUTCOMES
 from tracker.publish.report import write_report
 from tracker.publish.site import build_site
 
@@ -31,9 +32,7 @@ def build_jobs(config: Config) -> dict[str, tuple[str, Job]]:
         except TrackerError as exc:
             log.error("run skipped: %s", exc)
             return
-        counts = ", ".join(
-            f"{summary.count(s)} {s}" for s in ("new", "changed", "unchanged", "failed")
-        )
+        counts = ", ".join(f"{summary.count(s)} {s}" for s in OUTCOMES)
         log.info("run %s: %d documents: %s", summary.id, len(summary.outcomes), counts)
         if config.site.build_after_run:
             site_job(stop)

@@ -29,6 +29,7 @@ from tracker.analysis.segments import segment
 from tracker.analysis.topics import Topic, default_topics, flags_for
 from tracker.core.errors import StoreError
 from tracker.core.models import Source, Validators, Version
+from tracker.core.statuses import FAILED, OUTCOMES
 from tracker.core.times import iso
 from tracker.storage.store import Capture, Store
 
@@ -339,8 +340,8 @@ class Index:
             "insert or ignore into documents (id, configured) values (?, 0)",
             [(o["document"],) for o in outcomes],
         )
-        ok = [o for o in outcomes if o["status"] != "failed"]
-        failed = [o for o in outcomes if o["status"] == "failed"]
+        ok = [o for o in outcomes if o["status"] != FAILED]
+        failed = [o for o in outcomes if o["status"] == FAILED]
         conn.executemany(
             "update documents set last_checked = ?, last_status = ?, last_error_kind = ?,"
             " last_error = ?, etag = ?, last_modified = ?, last_ok = ?, failing_since = null"
@@ -665,7 +666,7 @@ class Index:
         return out
 
 
-_STATUSES = ("new", "changed", "unchanged", "failed")
+_STATUSES = OUTCOMES
 
 
 @dataclass
