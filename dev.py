@@ -2,7 +2,7 @@
 """Bootstrap for the Quick start: create or reuse .venv, install, then run.
 
     python3 dev.py demo     # the offline demo
-    python3 dev.py test     # lint, type check and the test suite (what CI runs)
+    python3 dev.py test     # lint, type check, layer contract and the test suite (what CI runs)
     python3 dev.py docs     # regenerate docs/reference/, build the docs site into site-docs/
 
 Only the standard library is used here, so it works on a fresh Python 3.11+.
@@ -54,9 +54,10 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_venv("test")
         steps = [
-            (str(BIN / "ruff"), "check", "tracker", "tests", "bench", "dev.py"),
-            (str(BIN / "ruff"), "format", "--check", "tracker", "tests", "bench", "dev.py"),
+            (str(BIN / "ruff"), "check", "tracker", "tests", "bench", "docs", "dev.py"),
+            (str(BIN / "ruff"), "format", "--check", "tracker", "tests", "bench", "docs", "dev.py"),
             (str(BIN / "mypy"), "tracker"),
+            (str(BIN / "lint-imports"),),  # the layer contract in pyproject.toml: no cycles
         ]
         if not rest:  # a full run lints first; `dev.py test -k x` goes straight to pytest
             for step in steps:

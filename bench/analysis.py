@@ -56,9 +56,10 @@ def texts(case: str) -> tuple[str, str]:
 
 def measure(case: str) -> dict[str, object]:
     """Analyse one case in this process, stage by stage."""
-    from tracker.clauses import compare_clauses, segment
-    from tracker.diff import word_diff
-    from tracker.topics import default_topics, flags_for
+    from tracker.analysis.clauses import compare_clauses
+    from tracker.analysis.diff import word_diff
+    from tracker.analysis.segments import segment
+    from tracker.analysis.topics import default_topics, flags_for
 
     old, new = texts(case)
     started = time.perf_counter()

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.config import load_config  # noqa: E402
-from tracker.importer import ImportItem, import_items  # noqa: E402
-from tracker.pipeline import Tracker  # noqa: E402
+from tracker.app.importer import ImportItem, import_items  # noqa: E402
+from tracker.app.pipeline import Tracker  # noqa: E402
+from tracker.config.settings import load_config  # noqa: E402
 
 
 def write_config(folder: Path, documents: int) -> Path:

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.evaluation import load_cases, load_labels, run_case, score, score_labels  # noqa: E402
-from tracker.topics import Topic, default_topics, parse_topics  # noqa: E402
+from tracker.analysis.topics import Topic, default_topics, parse_topics  # noqa: E402
+from tracker.app.evaluation import load_cases, load_labels, run_case, score, score_labels  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 LABELS = ROOT / "tests/cases/topic_labels.json"

@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from compare import page_html  # noqa: E402
 
-from tracker import extract_lxml, extract_soup  # noqa: E402
-from tracker.extract import Engine, extract_with  # noqa: E402
+from tracker.extract import lxml_engine as extract_lxml  # noqa: E402
+from tracker.extract import soup_engine as extract_soup  # noqa: E402
+from tracker.extract.engine import Engine, extract_with  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 

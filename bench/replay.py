@@ -51,11 +51,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tracker.config import load_config  # noqa: E402
-from tracker.importer import folder_items, import_items, kind_of  # noqa: E402
-from tracker.pipeline import Tracker, run  # noqa: E402
-from tracker.store import parse_iso  # noqa: E402
-from tracker.verify import check  # noqa: E402
+from tracker.app.importer import folder_items, import_items, kind_of  # noqa: E402
+from tracker.app.pipeline import Tracker, run  # noqa: E402
+from tracker.config.settings import load_config  # noqa: E402
+from tracker.core.times import parse_iso  # noqa: E402
+from tracker.storage.verify import check  # noqa: E402
 
 FETCH = {
     # As the tests do: no robots.txt on the loopback server, no spacing between requests,

@@ -20,9 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.clauses import compare, cosmetic_reason, segment  # noqa: E402
-from tracker.extract import extract_text  # noqa: E402
-from tracker.topics import default_topics, flags_for  # noqa: E402
+from tracker.analysis.clauses import compare, cosmetic_reason  # noqa: E402
+from tracker.analysis.segments import segment  # noqa: E402
+from tracker.analysis.topics import default_topics, flags_for  # noqa: E402
+from tracker.extract.engine import extract_text  # noqa: E402
 
 REAL_WEB = ROOT.parent / "shared" / "corpus" / "real-web"
 

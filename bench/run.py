@@ -33,16 +33,16 @@ sys.path.insert(0, str(ROOT))
 
 from compare import compare, print_table  # noqa: E402
 
-from tracker.config import load_config  # noqa: E402
-from tracker.demo import _Site, bundled_captures, demo_config, serve  # noqa: E402
-from tracker.diff import word_diff  # noqa: E402
-from tracker.pipeline import Tracker, run  # noqa: E402
+from tracker.analysis.diff import word_diff  # noqa: E402
+from tracker.app.pipeline import Tracker, run  # noqa: E402
+from tracker.config.settings import load_config  # noqa: E402
+from tracker.ops.demo import _Site, bundled_captures, demo_config, serve  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 
 def bench_site(work: Path) -> dict[str, object]:
-    from tracker.site import build_site
+    from tracker.publish.site import build_site
 
     config = load_config(work / "tracker.toml")
     with Tracker.open(config) as tracker:
@@ -153,7 +153,7 @@ def bench_diff(repeat: int) -> dict[str, object]:
 
 def bench_extract(repeat: int) -> dict[str, object]:
     """Extraction of the largest raw HTML page in the corpus (OpenAI's, 2025-01-30)."""
-    from tracker.extract import extract_text
+    from tracker.extract.engine import extract_text
 
     pages = (
         sorted(CORPUS.rglob("*.html"), key=lambda p: p.stat().st_size) if CORPUS.is_dir() else []

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from tracker.app.pipeline import Tracker
 from tracker.cli import cli
-from tracker.config import load_config
-from tracker.demo import bundled_captures
-from tracker.pipeline import Tracker
+from tracker.config.settings import load_config
+from tracker.ops.demo import bundled_captures
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 

@@ -26,14 +26,14 @@ from conftest import Clock, document_entry, files_under
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tracker import browser as browser_module
-from tracker.browser import Gate, Refused, find_chromium, private_address
-from tracker.config import parse_config
-from tracker.errors import ConfigError
-from tracker.fetch import USER_AGENT, Fetcher
-from tracker.index import Index
-from tracker.pipeline import Tracker, run
-from tracker.store import Store
+from tracker.app.pipeline import Tracker, run
+from tracker.config.settings import parse_config
+from tracker.core.errors import ConfigError
+from tracker.fetch import browser as browser_module
+from tracker.fetch.browser import Gate, Refused, find_chromium, private_address
+from tracker.fetch.http import USER_AGENT, Fetcher
+from tracker.storage.index import Index
+from tracker.storage.store import Store
 
 INSTALL_HINT = "install tos-tracker[browser] and the Debian chromium package"
 JS_PAGE = """<!doctype html><html><head><title>Terms</title></head><body>
@@ -696,9 +696,9 @@ def test_as_root_chromium_runs_without_its_sandbox_and_says_so_once(
 ORDINARY_USER_FETCH = """
 import json, logging, os, sys
 sys.path.insert(0, sys.argv[1])
-from tracker.browser import BrowserFetcher
-from tracker.config import FetchSettings
-from tracker.models import Source
+from tracker.fetch.browser import BrowserFetcher
+from tracker.config.settings import FetchSettings
+from tracker.core.models import Source
 import test_browser
 warnings = []
 class Keep(logging.Handler):

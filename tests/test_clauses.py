@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker.clauses import compare, cosmetic_key, segment, summarize
+from tracker.analysis.clauses import compare, summarize
+from tracker.analysis.segments import cosmetic_key, segment
 
 DOC = """# Usage policies
 
@@ -290,7 +291,7 @@ def corpus_clauses() -> list[str]:
 def test_noise_prefilter_never_skips_a_match() -> None:
     """`cosmetic_key` skips the noise search for texts the prefilter clears; the
     search must find nothing in every such text (real clauses and crafted ones)."""
-    from tracker.clauses import _NOISE_RE, _may_hold_noise
+    from tracker.analysis.segments import _NOISE_RE, _may_hold_noise
 
     texts = [*NOISY, *DIGITS, *corpus_clauses()]
     texts += [w.upper() + " x" for w in ("ago", "today", "contents", "jump to")]
@@ -348,8 +349,8 @@ Last updated: June 4th, 2024
 
 
 def test_a_renumbered_renested_recased_document_is_one_cosmetic_restructure() -> None:
-    from tracker.clauses import RESTRUCTURED, cosmetic_reason
-    from tracker.topics import default_topics, flags_for
+    from tracker.analysis.clauses import RESTRUCTURED, cosmetic_reason
+    from tracker.analysis.topics import default_topics, flags_for
 
     changes = compare(segment(OUTLINE), segment(RENESTED))
     assert changes, "the headings' case changed: that is recorded"
@@ -413,7 +414,7 @@ def test_a_decimal_quantity_is_not_an_outline_number(old: str, new: str) -> None
 
 
 def test_heading_level_and_case_keep_the_clauses_below_in_place() -> None:
-    from tracker.clauses import RESTRUCTURED
+    from tracker.analysis.clauses import RESTRUCTURED
 
     body = "- You must keep your password safe.\n- You are responsible for your Account.\n"
     old = f"# Terms\n\nIntro.\n\n##### User Accounts\n\n{body}"
@@ -432,7 +433,7 @@ def test_a_heading_that_was_a_list_item_does_not_move_its_clauses() -> None:
 
 
 def test_bold_paragraphs_that_became_headings_keep_their_clauses_in_place() -> None:
-    from tracker.clauses import RESTRUCTURED
+    from tracker.analysis.clauses import RESTRUCTURED
 
     body = "**1. Eligibility**\n\nYou must be 13.\n\n**2. Accounts**\n\nKeep your password.\n"
     new_body = "## 1. Eligibility\n\nYou must be 13.\n\n## 2. ACCOUNTS\n\nKeep your password.\n"
@@ -441,7 +442,7 @@ def test_bold_paragraphs_that_became_headings_keep_their_clauses_in_place() -> N
 
 
 def test_a_real_word_change_shows_through_a_restructure() -> None:
-    from tracker.topics import default_topics, flags_for
+    from tracker.analysis.topics import default_topics, flags_for
 
     reworded = RENESTED.replace("Children under the age of 13", "Teens under the age of 16")
     changes = compare(segment(OUTLINE), segment(reworded))
@@ -455,7 +456,7 @@ def test_a_real_word_change_shows_through_a_restructure() -> None:
 def test_recased_running_text_is_the_same_clause_but_still_a_change() -> None:
     """Capitals in running text can be legal emphasis (a conspicuous disclaimer): the
     clause keeps its identity (modified, not removed and added) and is not cosmetic."""
-    from tracker.topics import default_topics, flags_for
+    from tracker.analysis.topics import default_topics, flags_for
 
     old = "# T\n\nIntro.\n\nWe are not liable for children's data.\n"
     new = "# T\n\nIntro.\n\nWE ARE NOT LIABLE FOR CHILDREN'S DATA.\n"
@@ -465,7 +466,7 @@ def test_recased_running_text_is_the_same_clause_but_still_a_change() -> None:
 
 
 def test_clauses_split_or_joined_without_a_word_changed_are_cosmetic() -> None:
-    from tracker.clauses import RESTRUCTURED
+    from tracker.analysis.clauses import RESTRUCTURED
 
     said = "If you believe your work was copied, tell us."
     old = f"# T\n\nIntro.\n\n- Notice of Infringement\n- {said}\n\nEnd.\n"
@@ -512,7 +513,7 @@ def test_a_datelines_label_is_noise_like_its_date() -> None:
     ],
 )
 def test_link_targets_are_dropped_whatever_the_brackets(text: str, readable: str) -> None:
-    from tracker.clauses import clean_inline
+    from tracker.analysis.segments import clean_inline
 
     assert clean_inline(text) == readable
 
@@ -535,8 +536,8 @@ def test_link_targets_are_dropped_whatever_the_brackets(text: str, readable: str
     ],
 )
 def test_a_link_only_change_is_cosmetic_and_says_so(old: str, new: str) -> None:
-    from tracker.clauses import LINKS, cosmetic_reason
-    from tracker.topics import default_topics, flags_for
+    from tracker.analysis.clauses import LINKS, cosmetic_reason
+    from tracker.analysis.topics import default_topics, flags_for
 
     changes = compare(segment(f"# T\n\n{old}\n"), segment(f"# T\n\n{new}\n"))
     assert [(c.kind, c.cosmetic, c.cosmetic_reason) for c in changes] == [("modified", True, LINKS)]
@@ -558,9 +559,10 @@ def test_a_change_says_why_it_is_cosmetic_even_without_clause_changes() -> None:
     """Only a heading's level changed: no clause changed, the markup did."""
     from datetime import UTC, datetime
 
-    from tracker.clauses import NOISE, RESTRUCTURED
-    from tracker.diff import word_diff
-    from tracker.models import Change, Version
+    from tracker.analysis.change import Change
+    from tracker.analysis.clauses import NOISE, RESTRUCTURED
+    from tracker.analysis.diff import word_diff
+    from tracker.core.models import Version
 
     def change(old: str, new: str) -> Change:
         when = datetime(2025, 1, 1, tzinfo=UTC)
@@ -585,7 +587,7 @@ def perplexity_texts(corpus: Path) -> list[tuple[str, str]]:
     import gzip
     import json
 
-    from tracker.extract import extract_text
+    from tracker.extract.engine import extract_text
 
     real_web = corpus / "real-web"
     if not (real_web / "manifest.json").is_file():
@@ -602,8 +604,8 @@ def perplexity_texts(corpus: Path) -> list[tuple[str, str]]:
 
 
 def test_the_real_perplexity_restructure_raises_no_flag(corpus: Path) -> None:
-    from tracker.clauses import LINKS, RESTRUCTURED, cosmetic_reason
-    from tracker.topics import default_topics, flags_for
+    from tracker.analysis.clauses import LINKS, RESTRUCTURED, cosmetic_reason
+    from tracker.analysis.topics import default_topics, flags_for
 
     texts = perplexity_texts(corpus)
     assert [name for name, _ in texts][:2] == [
@@ -664,7 +666,7 @@ def numbered_list(n: int, changed: set[int] | None = None, order: list[int] | No
 def test_a_list_longer_than_difflib_aligns_at_once_is_matched_exactly() -> None:
     """Every tenth item of 2,500 reworded: 5,000 clauses, past `SMALL_MATCH`, so the
     anchored alignment runs (difflib alone took 8 s for 20,000 items, 44 s for 40,000)."""
-    from tracker.clauses import SMALL_MATCH, compare_clauses
+    from tracker.analysis.clauses import SMALL_MATCH, compare_clauses
 
     n = 2_500
     assert 2 * n > SMALL_MATCH
@@ -694,7 +696,7 @@ def test_moves_additions_and_removals_read_the_same_in_a_short_and_a_long_list(n
 def test_a_long_list_reworded_throughout_is_paired_clause_by_clause() -> None:
     """No key is shared: nothing anchors the alignment, and the similar clauses are
     paired among a few candidates each (a stretch without an anchor once looped)."""
-    from tracker.clauses import SMALL_MATCH, compare_clauses
+    from tracker.analysis.clauses import SMALL_MATCH, compare_clauses
 
     n = 2_100
     assert 2 * n > SMALL_MATCH
@@ -715,9 +717,10 @@ def test_thousands_of_identical_clauses_are_matched_without_a_quadratic_search()
 def test_past_the_time_limit_the_rest_is_coarse_and_the_change_says_so() -> None:
     from datetime import UTC, datetime
 
-    from tracker.clauses import compare_clauses
-    from tracker.diff import word_diff
-    from tracker.models import COARSE_NOTE, Change, Version
+    from tracker.analysis.change import Change
+    from tracker.analysis.clauses import compare_clauses
+    from tracker.analysis.diff import word_diff
+    from tracker.core.models import COARSE_NOTE, Version
 
     old = "# T\n\n- We may share your data with partners.\n- Keep this.\n"
     new = "# T\n\n- We may share your data with our partners.\n- Keep this.\n"
@@ -736,7 +739,8 @@ def test_past_the_time_limit_the_rest_is_coarse_and_the_change_says_so() -> None
 
 
 def test_a_modified_clause_past_the_time_limit_is_shown_replaced_whole() -> None:
-    from tracker.clauses import Clause, _Budget, _clause_ops
+    from tracker.analysis.clauses import _Budget, _clause_ops
+    from tracker.analysis.segments import Clause
 
     a, b = Clause((), "item", "one two three", 0), Clause((), "item", "one two four", 0)
     assert _clause_ops(a, b, _Budget(5.0)) == ((0, "one two "), (-1, "three"), (1, "four"))
@@ -748,7 +752,7 @@ def test_a_modified_clause_past_the_time_limit_is_shown_replaced_whole() -> None
 @pytest.mark.timeout(60)
 def test_a_huge_line_is_one_clause_analysed_in_bounded_time() -> None:
     """A 1 MB line without a sentence end (the issue's was 5 MB: 115 s before the bounds)."""
-    from tracker.topics import default_topics, flags_for
+    from tracker.analysis.topics import default_topics, flags_for
 
     unit = "we may use your content to train our models and share it with law enforcement, "
     old = "# Terms\n\n" + unit * (1_000_000 // len(unit)) + "\n"

@@ -225,7 +225,7 @@ def test_a_time_ref_means_the_version_current_then(two_versions: Path) -> None:
 
 
 def test_run_exits_3_while_another_run_holds_the_store(two_versions: Path) -> None:
-    from tracker.store import Store
+    from tracker.storage.store import Store
 
     with Store(two_versions / "snapshots").lock():
         result = invoke("run")
@@ -318,7 +318,7 @@ def test_a_held_back_failure_line_is_printed_when_the_run_is_interrupted(
 
     from werkzeug import Request, Response
 
-    from tracker.index import Index
+    from tracker.storage.index import Index
 
     def slow(request: Request) -> Response:
         time.sleep(0.5)
@@ -374,8 +374,8 @@ def test_a_link_only_change_is_recorded_as_cosmetic_and_says_why(
     (changes_json,) = (workdir / "site").rglob("changes.json")
     (entry,) = json.loads(changes_json.read_text("utf-8"))
     assert entry["cosmetic_reason"] == "only link targets changed"
-    from tracker.config import load_config
-    from tracker.index import Index
+    from tracker.config.settings import load_config
+    from tracker.storage.index import Index
 
     assert invoke("verify").exit_code == 0
     index = Index(load_config(workdir / "tracker.toml").index_path)
@@ -389,7 +389,7 @@ def test_a_link_only_change_is_recorded_as_cosmetic_and_says_why(
 def test_an_index_made_before_cosmetic_reasons_gains_the_column(tmp_path: Path) -> None:
     import sqlite3
 
-    from tracker.index import Index
+    from tracker.storage.index import Index
 
     path = tmp_path / "tracker.db"
     with sqlite3.connect(path) as db:  # the changes table as older versions made it
@@ -406,3 +406,23 @@ def test_an_index_made_before_cosmetic_reasons_gains_the_column(tmp_path: Path) 
         assert "cosmetic_reason" in index.db.table("changes").columns_dict
         assert [r["cosmetic_reason"] for r in index.db.query("select * from changes")] == [None]
         index.close()
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_nothing_heavy(flag: str) -> None:
+    """`--help` and `--version` load click and the command modules only: no pipeline,
+    HTTP, HTML parser or SQLite wrapper (they took 0.2 s before the CLI was split)."""
+    probe = (
+        "import sys\n"
+        "from tracker.cli import main\n"
+        f"sys.argv = ['tos-tracker', '{flag}']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('requests', 'lxml', 'bs4', 'sqlite_utils', 'tracker.app', 'tracker.fetch',\n"
+        "         'tracker.storage', 'tracker.publish', 'tracker.analysis')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker.config import load_config, parse_config
-from tracker.errors import ConfigError
+from tracker.config.settings import load_config, parse_config
+from tracker.core.errors import ConfigError
 
 GOOD_DOC = """
 [[documents]]

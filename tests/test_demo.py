@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from tracker.demo import bundled_captures, prepare
-from tracker.errors import TrackerError
+from tracker.core.errors import TrackerError
+from tracker.ops.demo import bundled_captures, prepare
 
 
 def test_demo_runs_end_to_end_in_a_subprocess(tmp_path: Path) -> None:

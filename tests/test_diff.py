@@ -11,9 +11,9 @@ import diff_match_patch
 import fast_diff_match_patch
 import pytest
 
-from tracker import diff
-from tracker.diff import TOP_SECTION, backend, sections_touched, tokenize, word_diff
-from tracker.models import DiffResult
+from tracker.analysis import diff
+from tracker.analysis.diff import TOP_SECTION, backend, sections_touched, tokenize, word_diff
+from tracker.core.models import DiffResult
 
 BACKENDS = ["fast", "python"]
 

@@ -26,12 +26,12 @@ from click.testing import CliRunner
 from conftest import Clock, document_entry, invoke, toml_value, write_config
 from pytest_httpserver import HTTPServer
 
+from tracker.app.importer import import_items
+from tracker.app.pipeline import Tracker, run
 from tracker.cli import cli
-from tracker.config import DigestSettings, load_config
-from tracker.demo import DEMO_DOCUMENTS, _import_item, bundled_captures
-from tracker.digest import Ledger, new_ledger, pending, run_digests
-from tracker.importer import import_items
-from tracker.pipeline import Tracker, run
+from tracker.config.settings import DigestSettings, load_config
+from tracker.ops.demo import DEMO_DOCUMENTS, _import_item, bundled_captures
+from tracker.publish.digest import Ledger, new_ledger, pending, run_digests
 
 POLICE = "by or for a police department in the United States"
 AZURE = document_entry(
@@ -535,7 +535,7 @@ def test_first_run_covers_one_period_and_fixes_it_in_the_ledger(three: Path) -> 
 def test_a_crash_between_sending_and_recording_sends_a_duplicate_not_nothing(
     three: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tracker.digest as digest_module
+    import tracker.publish.digest as digest_module
 
     config = load_config(three / "tracker.toml")
     digest = DigestSettings("d", ("r@example.org",), "daily")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tracker.clauses import compare, segment
-from tracker.evaluation import load_cases, load_labels, run_case, score, score_labels
-from tracker.topics import Topic, default_topics, flags_for
+from tracker.analysis.clauses import compare
+from tracker.analysis.segments import segment
+from tracker.analysis.topics import Topic, default_topics, flags_for
+from tracker.app.evaluation import load_cases, load_labels, run_case, score, score_labels
 
 CASES = Path(__file__).parent / "cases" / "flags.json"
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tracker.errors import FetchError
-from tracker.extract import clean_url, extract_text, normalize_text
+from tracker.core.errors import FetchError
+from tracker.extract.engine import clean_url, extract_text, normalize_text
 
 CASES_FILE = Path(__file__).parent / "cases" / "extract.json"
 CASE_KEYS = {"name", "html", "select", "remove", "expected", "xfail"}
@@ -129,7 +129,7 @@ def test_same_bytes_give_same_text_in_a_fresh_interpreter(tmp_path: Path) -> Non
     page.write_bytes(body)
     script = (
         "import sys\n"
-        "from tracker.extract import extract_text\n"
+        "from tracker.extract.engine import extract_text\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "text = extract_text(data, select=['main', 'table', '#a', '.x'], remove=['nav'])\n"
         "sys.stdout.buffer.write(text.encode('utf-8'))\n"

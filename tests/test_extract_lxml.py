@@ -25,11 +25,12 @@ import test_noise
 import test_walls
 from conftest import SHARED_CORPUS
 
-from tracker import extract_lxml, extract_soup
-from tracker.demo import bundled_captures
-from tracker.errors import FetchError
-from tracker.extract import Engine, extract_text, extract_with
-from tracker.extract_rules import (
+from tracker.core.errors import FetchError
+from tracker.core.models import NoiseFilters
+from tracker.extract import lxml_engine as extract_lxml
+from tracker.extract import soup_engine as extract_soup
+from tracker.extract.engine import Engine, extract_text, extract_with
+from tracker.extract.rules import (
     BREAK,
     CONTROL,
     INVISIBLE,
@@ -37,7 +38,7 @@ from tracker.extract_rules import (
     finish_plain,
     has_odd,
 )
-from tracker.models import NoiseFilters
+from tracker.ops.demo import bundled_captures
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = Path(__file__).parent / "cases"
@@ -578,7 +579,7 @@ def test_finish_plain_is_finish_inline_on_plain_text() -> None:
 def test_case_insensitive_attributes_copy_equals_soupsieve() -> None:
     from soupsieve.css_parser import HTML_CASE_INSENSITIVE_ATTRIBUTES as original
 
-    from tracker.extract_lxml import HTML_CASE_INSENSITIVE_ATTRIBUTES
+    from tracker.extract.lxml_engine import HTML_CASE_INSENSITIVE_ATTRIBUTES
 
     assert original == HTML_CASE_INSENSITIVE_ATTRIBUTES
 
@@ -590,8 +591,8 @@ def test_a_plain_run_imports_neither_bs4_nor_soupsieve(tmp_path: Path) -> None:
 
     code = (
         "import sys\n"
-        "from tracker.config import selector_problem\n"
-        "from tracker.extract import extract_text\n"
+        "from tracker.config.settings import selector_problem\n"
+        "from tracker.extract.engine import extract_text\n"
         "assert selector_problem('main .content') is None\n"
         "html = b'<html><body><main><p>Hello there</p></main></body></html>'\n"
         "assert extract_text(html, encoding='utf-8', select=['main']) == 'Hello there\\n'\n"
@@ -607,8 +608,8 @@ def test_a_selector_only_cssselect_reads_fails_fallback_pages_plainly() -> None:
     """cssselect reads `#1a` (config accepts it); soupsieve, used by the fallback engine
     for the rare pages lxml cannot do alike, does not: such a page is a `selector` error
     naming the selector, never an odd-page crash."""
-    from tracker.errors import FetchError
-    from tracker.extract import extract_text
+    from tracker.core.errors import FetchError
+    from tracker.extract.engine import extract_text
 
     plain = b'<html><body><div id="1a"><p>Terms of service text</p></div></body></html>'
     assert extract_text(plain, encoding="utf-8", select=["#1a"]) == "Terms of service text\n"

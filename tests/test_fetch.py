@@ -15,10 +15,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tracker.config import FetchSettings
-from tracker.errors import FetchError
-from tracker.fetch import USER_AGENT, Fetcher
-from tracker.models import Source, Validators
+from tracker.config.settings import FetchSettings
+from tracker.core.errors import FetchError
+from tracker.core.models import Source, Validators
+from tracker.fetch.http import USER_AGENT, Fetcher
 
 # No spacing between requests and no robots.txt here; tests/test_politeness.py covers them.
 QUIET = {"host_delay": 0, "robots": False}
@@ -407,7 +407,7 @@ def test_no_browser_for_a_fallback_keeps_the_plain_error(httpserver: HTTPServer)
 def test_requests_reads_the_environment_only_when_something_is_set(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from tracker.fetch import environment_matters
+    from tracker.fetch.http import environment_matters
 
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in list(os.environ):
@@ -440,7 +440,7 @@ def test_a_fetcher_starts_without_a_home_directory(monkeypatch: pytest.MonkeyPat
     """A cron or container user with no HOME and no passwd entry: no netrc, no crash."""
     import pwd
 
-    from tracker.fetch import environment_matters
+    from tracker.fetch.http import environment_matters
 
     monkeypatch.delenv("HOME", raising=False)
 

@@ -17,10 +17,10 @@ from conftest import Clock, document_entry, write_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tracker.config import load_config
-from tracker.index import Index
-from tracker.pipeline import Tracker, run
-from tracker.store import Store
+from tracker.app.pipeline import Tracker, run
+from tracker.config.settings import load_config
+from tracker.storage.index import Index
+from tracker.storage.store import Store
 
 PARAGRAPH = (
     "You may not use the service for facial recognition by or for a police department. "

@@ -21,11 +21,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
 
-from tracker.bounds import BOUNDS
 from tracker.cli import cli
-from tracker.config import SmtpSettings, load_config, parse_config
-from tracker.errors import ConfigError
-from tracker.mail import send
+from tracker.config.settings import SmtpSettings, load_config, parse_config
+from tracker.core.bounds import BOUNDS
+from tracker.core.errors import ConfigError
+from tracker.publish.mail import send
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = '[[documents]]\nid = "a"\nservice = "S"\ntitle = "T"\nurl = "https://example.org/"\n'

@@ -27,12 +27,12 @@ from pathlib import Path
 import pytest
 from conftest import document_entry, invoke, write_config
 
-from tracker import transport
-from tracker.config import FetchSettings
-from tracker.errors import FetchError, printable
-from tracker.fetch import Fetcher
-from tracker.models import Source
-from tracker.transport import address_kind
+from tracker.config.settings import FetchSettings
+from tracker.core.errors import FetchError, printable
+from tracker.core.models import Source
+from tracker.fetch import transport
+from tracker.fetch.http import Fetcher
+from tracker.fetch.transport import address_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"host_delay": 0, "robots": False}
@@ -148,10 +148,10 @@ MEASURE = """
 import json, resource, sys, time
 sys.setrecursionlimit(10000)
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # old code: MemoryError, not OOM
-from tracker.config import FetchSettings
-from tracker.errors import FetchError
-from tracker.fetch import Fetcher
-from tracker.models import Source
+from tracker.config.settings import FetchSettings
+from tracker.core.errors import FetchError
+from tracker.fetch.http import Fetcher
+from tracker.core.models import Source
 out = {}
 for name, url in json.loads(sys.argv[1]).items():
     fetcher = Fetcher(FetchSettings(timeout=10, retries=0, max_bytes=5 << 20, host_delay=0,

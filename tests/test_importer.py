@@ -18,14 +18,14 @@ from conftest import Clock, document_entry, invoke, write_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tracker.clauses import clean_inline
+from tracker.analysis.segments import clean_inline
+from tracker.app.evaluation import load_cases
+from tracker.app.importer import time_from_name, wayback_items
+from tracker.app.pipeline import Tracker, run
 from tracker.cli import cli
-from tracker.config import load_config
-from tracker.evaluation import load_cases
-from tracker.importer import time_from_name, wayback_items
-from tracker.index import Index
-from tracker.pipeline import Tracker, run
-from tracker.store import Store
+from tracker.config.settings import load_config
+from tracker.storage.index import Index
+from tracker.storage.store import Store
 
 CASES = Path(__file__).parent / "cases" / "flags.json"
 UP = {"select": ["main", "#content"], "remove": ['select[name="Locale Select"]', "main .sr-only"]}
@@ -208,7 +208,7 @@ def test_wayback_import_is_polite_and_resumable(httpserver: HTTPServer, workdir:
     write_config(workdir, [document_entry("openai/up", url, select=["main"])], fetch={"retries": 0})
     config = load_config(workdir / "tracker.toml")
     sleeps: list[float] = []
-    from tracker.importer import import_items
+    from tracker.app.importer import import_items
 
     with Tracker.open(config) as tracker:
         items = wayback_items(

@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from test_schedule import assert_consistent
 from werkzeug import Request, Response
 
-from tracker.pipeline import run
+from tracker.app.pipeline import run
 
 SMALL = "<html><body><main><h1>Policy</h1><p>{}</p></main></body></html>"
 

@@ -20,11 +20,11 @@ from pytest_httpserver import HTTPServer
 from test_schedule import assert_consistent, cli_process
 from werkzeug import Request, Response
 
-from tracker.config import load_config
-from tracker.errors import StoreError
-from tracker.index import Index
-from tracker.pipeline import Tracker
-from tracker.store import Store
+from tracker.app.pipeline import Tracker
+from tracker.config.settings import load_config
+from tracker.core.errors import StoreError
+from tracker.storage.index import Index
+from tracker.storage.store import Store
 
 CLAUSES = [
     "We may use your content to improve the service.",

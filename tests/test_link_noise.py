@@ -20,8 +20,8 @@ from conftest import SHARED_CORPUS
 from test_extract_lxml import same_text
 from test_replay import load_replay
 
-from tracker.extract import extract_text
-from tracker.extract_rules import cf_decode, cf_email_href, clean_url
+from tracker.extract.engine import extract_text
+from tracker.extract.rules import cf_decode, cf_email_href, clean_url
 
 REAL_WEB = SHARED_CORPUS / "real-web"
 # The replay tool owns the obfuscation, so what it replays is what these tests check.

@@ -10,14 +10,14 @@ from conftest import Clock, files_under, invoke
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tracker.config import load_config, parse_config
-from tracker.errors import ConfigError
-from tracker.extract import extract_text, extraction_key
-from tracker.importer import folder_items, import_items
-from tracker.index import Index
-from tracker.models import NoiseFilters
-from tracker.pipeline import Tracker, run
-from tracker.reextract import reextract
+from tracker.app.importer import folder_items, import_items
+from tracker.app.pipeline import Tracker, run
+from tracker.app.reextract import reextract
+from tracker.config.settings import load_config, parse_config
+from tracker.core.errors import ConfigError
+from tracker.core.models import NoiseFilters
+from tracker.extract.engine import extract_text, extraction_key
+from tracker.storage.index import Index
 
 DOC = "test/page"
 
@@ -425,7 +425,8 @@ def test_reextract_keeps_text_imports(tmp_path: Path) -> None:
 
 
 def test_a_table_of_contents_label_coming_and_going_is_cosmetic() -> None:
-    from tracker.clauses import compare, segment
+    from tracker.analysis.clauses import compare
+    from tracker.analysis.segments import segment
 
     old = "# Terms\n\nTable of contents\n\nUpdated: 14 days ago\n\nNo weapons.\n"
     new = "# Terms\n\nUpdated: 15 days ago\n\nNo weapons.\n"
@@ -436,7 +437,8 @@ def test_a_table_of_contents_label_coming_and_going_is_cosmetic() -> None:
 
 
 def test_quote_style_flips_are_cosmetic() -> None:
-    from tracker.clauses import compare, segment
+    from tracker.analysis.clauses import compare
+    from tracker.analysis.segments import segment
 
     straight = "# Changelog\n\n- 2025-10-29: We've updated our Usage Policies.\n"
     curly = straight.replace("'", "\u2019")

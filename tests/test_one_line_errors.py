@@ -20,10 +20,10 @@ import pytest
 from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
 
+from tracker.app.importer import ImportItem, import_items
+from tracker.app.pipeline import Tracker
 from tracker.cli import cli
-from tracker.config import load_config
-from tracker.importer import ImportItem, import_items
-from tracker.pipeline import Tracker
+from tracker.config.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "These are the terms of the service, and they are long enough to be kept.\n"

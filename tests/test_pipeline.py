@@ -10,9 +10,9 @@ from conftest import Clock, document_entry, files_under, write_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tracker.index import Index
-from tracker.pipeline import run
-from tracker.store import Store
+from tracker.app.pipeline import run
+from tracker.storage.index import Index
+from tracker.storage.store import Store
 
 PAGE_V1 = """<html><body><nav>menu</nav><main><h1>Policy</h1>
 <h2>Disallowed usage</h2><ul><li>Weapons development</li><li>Military and warfare</li></ul>
@@ -256,8 +256,8 @@ def test_a_new_url_is_fetched_in_full_not_conditionally(
     httpserver: HTTPServer, tmp_path: Path, clock: Clock
 ) -> None:
     """The old URL's validators mean nothing to the new one: a 304 there would hide it."""
-    from tracker.config import load_config
-    from tracker.pipeline import Tracker
+    from tracker.app.pipeline import Tracker
+    from tracker.config.settings import load_config
 
     def old(request: Request) -> Response:
         return Response("<p>Old place</p>", headers={"ETag": '"same"'})
@@ -282,8 +282,8 @@ def test_new_extraction_settings_re_extract_the_same_bytes(
     httpserver: HTTPServer, tmp_path: Path, clock: Clock
 ) -> None:
     """A selector fix takes effect at once, and is labelled as ours, not the provider's."""
-    from tracker.config import load_config
-    from tracker.pipeline import Tracker
+    from tracker.app.pipeline import Tracker
+    from tracker.config.settings import load_config
 
     page = "<div id='cookie'>We use cookies.</div><main><p>Terms.</p></main>"
     httpserver.expect_request("/p").respond_with_data(page, content_type="text/html")
@@ -346,8 +346,8 @@ def test_runs_in_the_same_second_replay_in_order(
 def test_an_unconfigured_document_reindexes_the_same(
     httpserver: HTTPServer, tmp_path: Path, clock: Clock
 ) -> None:
-    from tracker.config import load_config
-    from tracker.pipeline import Tracker
+    from tracker.app.pipeline import Tracker
+    from tracker.config.settings import load_config
 
     httpserver.expect_request("/a").respond_with_data("<p>A</p>")
     httpserver.expect_request("/b").respond_with_data("<p>B</p>")
@@ -389,7 +389,7 @@ def test_a_second_run_on_the_same_store_is_refused(
 ) -> None:
     import pytest
 
-    from tracker.errors import LockedError
+    from tracker.core.errors import LockedError
 
     httpserver.expect_request("/a").respond_with_data("<p>A</p>")
     tracker = make_tracker([document_entry("test/a", httpserver.url_for("/a"))])
@@ -413,7 +413,7 @@ def test_the_same_bytes_without_validators_are_not_extracted_again(
     def no_extract(*args: object, **kwargs: object) -> str:
         raise AssertionError("identical bytes were extracted again")
 
-    monkeypatch.setattr("tracker.pipeline.extract_text", no_extract)
+    monkeypatch.setattr("tracker.app.pipeline.extract_text", no_extract)
     clock.advance(hours=1)
     (outcome,) = run(tracker, clock=clock).outcomes
     assert outcome.status == "unchanged" and outcome.http_status == 200

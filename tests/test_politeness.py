@@ -11,8 +11,8 @@ from conftest import Clock, document_entry, write_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tracker.config import load_config
-from tracker.pipeline import Tracker, run
+from tracker.app.pipeline import Tracker, run
+from tracker.config.settings import load_config
 
 PAGE = "<main><p>Terms of use for this service.</p></main>"
 
@@ -98,7 +98,7 @@ def test_requests_to_one_host_are_spaced(httpserver: HTTPServer, tmp_path: Path)
 def test_guard_and_politeness_settings_are_checked(tmp_path: Path) -> None:
     import pytest
 
-    from tracker.errors import ConfigError
+    from tracker.core.errors import ConfigError
 
     cases = [
         ("[fetch]\nmax_shrink = 1.5\n", "[fetch] key 'max_shrink' must be a share between 0 and 1"),

@@ -10,9 +10,9 @@ from bs4 import BeautifulSoup
 from conftest import Clock, document_entry
 from pytest_httpserver import HTTPServer
 
-from tracker.history import change_for
-from tracker.pipeline import run
-from tracker.report import diff_segments, terminal_diff, write_report
+from tracker.app.history import change_for
+from tracker.app.pipeline import run
+from tracker.publish.report import diff_segments, terminal_diff, write_report
 
 
 def track(httpserver: HTTPServer, make_tracker, clock: Clock, doc: dict, bodies: list[bytes]):
@@ -165,8 +165,8 @@ def test_a_change_caused_by_new_extraction_settings_is_labelled(
 ) -> None:
     from conftest import write_config
 
-    from tracker.config import load_config
-    from tracker.pipeline import Tracker
+    from tracker.app.pipeline import Tracker
+    from tracker.config.settings import load_config
 
     page = "<div id='cookie'>We use cookies.</div><main><p>Terms.</p></main>"
     httpserver.expect_request("/p").respond_with_data(page, content_type="text/html")
@@ -225,10 +225,12 @@ def test_flags_are_stored_in_the_index(
 
 def test_two_flagged_clauses_with_the_same_text_stay_apart(tmp_path: Path) -> None:
     """A lost ban in one section must not hide behind an identical clause in another."""
-    from tracker.clauses import compare, segment
-    from tracker.models import Change, DiffResult, Version
-    from tracker.report import flag_views
-    from tracker.topics import default_topics, flags_for
+    from tracker.analysis.change import Change
+    from tracker.analysis.clauses import compare
+    from tracker.analysis.segments import segment
+    from tracker.analysis.topics import default_topics, flags_for
+    from tracker.core.models import DiffResult, Version
+    from tracker.publish.report import flag_views
 
     old = "## A\n\n- no surveillance of people\n\n## B\n\n- no military use\n"
     new = "## A\n\n- no warfare or planning\n\n## B\n\n- no warfare or planning\n"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from conftest import invoke
 
-from tracker.config import Config, load_config
-from tracker.importer import ImportItem, import_items
-from tracker.models import Source
-from tracker.pipeline import Tracker
+from tracker.app.importer import ImportItem, import_items
+from tracker.app.pipeline import Tracker
+from tracker.config.settings import Config, load_config
+from tracker.core.models import Source
 
 
 def test_config_source_is_a_lookup_not_a_scan() -> None:

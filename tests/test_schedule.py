@@ -20,11 +20,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tracker.cli import cli
-from tracker.config import load_config
-from tracker.errors import ConfigError
-from tracker.index import Index
-from tracker.schedule import cron_day_of_week, parse_cron
-from tracker.store import Store
+from tracker.config.cron import cron_day_of_week, parse_cron
+from tracker.config.settings import load_config
+from tracker.core.errors import ConfigError
+from tracker.storage.index import Index
+from tracker.storage.store import Store
 
 
 @pytest.mark.parametrize(
@@ -213,7 +213,7 @@ def test_status_alerts_when_checks_have_stopped(
     """A cron job that silently stopped leaves every document 'ok': max_stale catches it."""
     from datetime import timedelta
 
-    from tracker.pipeline import Tracker, run
+    from tracker.app.pipeline import Tracker, run
 
     httpserver.expect_request("/ok").respond_with_data("<p>fine</p>", content_type="text/html")
     path = write_config(tmp_path, [document_entry("t/ok", httpserver.url_for("/ok"))])
@@ -316,3 +316,21 @@ def test_digests_are_scheduled_by_period_unless_they_say(tmp_path: Path) -> None
         handle.write('\n[[digests]]\nid = "bad"\nto = ["a@example.org"]\nschedule = "61 * * * *"\n')
     with pytest.raises(ConfigError, match=r"\[\[digests\]\] 'bad': key 'schedule'"):
         load_config(path)
+
+
+def test_jobs_are_built_by_the_library_without_click(tmp_path: Path) -> None:
+    """The default [schedule] is one run every 6 hours; a digest without [smtp] is left
+    out (with a warning), one with [smtp] is its own job."""
+    from tracker.config.settings import load_config
+    from tracker.ops.schedule import build_jobs
+
+    path = write_config(tmp_path, [document_entry("t/a", "http://127.0.0.1:9/a")])
+    assert list(build_jobs(load_config(path))) == ["run"]
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('\n[[digests]]\nid = "daily"\nto = ["reader@example.org"]\n')
+    assert list(build_jobs(load_config(path))) == ["run"]
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('\n[smtp]\nhost = "127.0.0.1"\nsender = "t@example.org"\n')
+    jobs = build_jobs(load_config(path))
+    assert list(jobs) == ["run", "digest:daily"]
+    assert all(callable(function) for _, function in jobs.values())

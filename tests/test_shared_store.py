@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import document_entry, files_under, invoke, write_config
 
-from tracker.errors import StoreError
-from tracker.store import Store
+from tracker.core.errors import StoreError
+from tracker.storage.store import Store
 
 SECRET = "TOP SECRET: the deploy key"
 DOC = "acme/terms"  # configured, imported as HTML

@@ -22,15 +22,15 @@ from bs4 import BeautifulSoup
 from conftest import Clock, document_entry, invoke, write_config
 from pytest_httpserver import HTTPServer
 
-from tracker import site_layout as layout
-from tracker.config import load_config
-from tracker.demo import run_demo
-from tracker.diff import word_diff
-from tracker.history import change_for, change_json
-from tracker.pipeline import Tracker, run
-from tracker.report import side_by_side
-from tracker.site import SiteError, build_site
-from tracker.store import iso
+from tracker.analysis.diff import word_diff
+from tracker.app.history import change_for, change_json
+from tracker.app.pipeline import Tracker, run
+from tracker.config.settings import load_config
+from tracker.core.times import iso
+from tracker.ops.demo import run_demo
+from tracker.publish import site_layout as layout
+from tracker.publish.report import side_by_side
+from tracker.publish.site import SiteError, build_site
 
 AZURE = "azure-openai/code-of-conduct"
 OPENAI = "openai/usage-policies"
@@ -590,7 +590,7 @@ def test_an_interrupted_build_is_not_trusted_by_the_next(
     tracker = _two_version_tracker(httpserver, make_tracker, clock)
     out = tmp_path / "site"
     build_site(tracker, out)
-    from tracker import site as site_module
+    from tracker.publish import site as site_module
 
     real_write = site_module.SiteWriter.write
     calls = {"n": 0}
@@ -638,7 +638,7 @@ def test_feeds_drop_characters_xml_forbids(
 def test_a_non_http_address_is_never_a_link(make_tracker, tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from tracker.importer import ImportItem, import_items
+    from tracker.app.importer import ImportItem, import_items
 
     tracker = make_tracker([])
     item = ImportItem(

@@ -22,8 +22,8 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
 
-from tracker import site_layout as layout
-from tracker.demo import run_demo
+from tracker.ops.demo import run_demo
+from tracker.publish import site_layout as layout
 
 PREFIX = "/hosted/under/a/prefix/"
 CHROMIUM_FLAGS = [

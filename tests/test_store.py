@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tracker.models import FetchResult, Validators
-from tracker.store import Store, atomic_write, sha256_hex
+from tracker.core.files import atomic_write
+from tracker.core.hashes import sha256_hex
+from tracker.core.models import FetchResult, Validators
+from tracker.storage.store import Store
 
 
 def fetched(body: bytes, when: datetime, etag: str | None = None) -> FetchResult:

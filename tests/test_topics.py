@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tracker.clauses import compare, segment
-from tracker.config import parse_config
-from tracker.errors import ConfigError
-from tracker.topics import Topic, default_topics, flags_for
+from tracker.analysis.clauses import compare
+from tracker.analysis.segments import segment
+from tracker.analysis.topics import Topic, default_topics, flags_for
+from tracker.config.settings import parse_config
+from tracker.core.errors import ConfigError
 
 TOPICS = {t.id: t for t in default_topics()}
 
@@ -206,7 +207,7 @@ def test_built_in_topics_compile() -> None:
     """default_topics() skips the pattern checks a user's topics get; this is that check."""
     import re
 
-    from tracker.topics import default_topics, parse_topics, pattern_regex
+    from tracker.analysis.topics import default_topics, parse_topics, pattern_regex
 
     topics = default_topics()
     assert topics
@@ -464,7 +465,7 @@ def test_context_windows_read_the_words_a_split_would(seed: int) -> None:
     the text around it gave (a word cut by the match counts, cut)."""
     import random
 
-    from tracker.topics import _Spans
+    from tracker.analysis.topics import _Spans
 
     rng = random.Random(seed)
     text = "".join(rng.choice(["ab", "c", " ", "  ", "\n", "dé", "-", "x"]) for _ in range(300))
@@ -480,7 +481,7 @@ def test_context_rules_on_a_huge_clause_finish_promptly() -> None:
     """Each match's context once split all the text before it: quadratic, 115 s for the
     issue's 5 MB line. Now word offsets are found once, and a clause is read up to
     `SCAN_CHARS` characters (2 MB here)."""
-    from tracker.topics import SCAN_CHARS, Context
+    from tracker.analysis.topics import SCAN_CHARS, Context
 
     topic = Topic("t", "T", ("never-matches-xyz",), (Context(("opt out",), ("training",)),))
     text = "you can opt out of training " * (2_000_000 // 28)
@@ -491,7 +492,7 @@ def test_context_rules_on_a_huge_clause_finish_promptly() -> None:
 
 
 def test_topics_read_a_clause_up_to_the_bound_and_flag_what_is_there() -> None:
-    from tracker.topics import SCAN_CHARS
+    from tracker.analysis.topics import SCAN_CHARS
 
     filler = "plain words here " * (SCAN_CHARS // 17 - 100)
     early = filler + "We build facial recognition tools."

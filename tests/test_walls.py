@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tracker.demo import bundled_captures
-from tracker.walls import BOT_MARKERS, SMALL_PAGE_WORDS, detect, error_page, visible_words
+from tracker.fetch.walls import BOT_MARKERS, SMALL_PAGE_WORDS, detect, error_page, visible_words
+from tracker.ops.demo import bundled_captures
 
 CASES = json.loads((Path(__file__).parent / "cases" / "walls.json").read_text(encoding="utf-8"))
 FILLER = "You agree to use the services only as these terms allow and as the law permits. "
@@ -145,7 +145,7 @@ def test_no_real_document_text_is_an_error_page(corpus: Path) -> None:
 def test_the_real_llama_error_pages_are_error_pages(corpus: Path) -> None:
     import gzip
 
-    from tracker.extract import extract_text
+    from tracker.extract.engine import extract_text
 
     folder = corpus / "real-web" / "llama-api" / "acceptable-use-policy"
     if not folder.is_dir():

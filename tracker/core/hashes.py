@@ -1,0 +1,9 @@
+"""The one content hash: SHA-256, as lowercase hex."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,3 @@
+"""Turning HTML into the stored Markdown-like text: the rules (select/remove, validation) and the
+two engines (lxml, BeautifulSoup).
+"""

@@ -1,0 +1,785 @@
+"""The SQLite index (sqlite-utils): fast answers for the CLI and reports.
+
+Everything here can be rebuilt from the store's files (`rebuild`), and the
+pipeline keeps it up to date incrementally. Both paths go through the same
+row-building functions, so a rebuilt index equals an incrementally built one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from tracker.analysis.change import Change
+from tracker.analysis.clauses import compare_clauses
+from tracker.analysis.diff import word_diff
+from tracker.analysis.segments import segment
+from tracker.analysis.topics import Topic, default_topics, flags_for
+from tracker.core.errors import StoreError
+from tracker.core.models import Source, Validators, Version
+from tracker.core.statuses import FAILED, OUTCOMES
+from tracker.core.times import iso
+from tracker.storage.store import Capture, Store
+
+log = logging.getLogger("tracker.index")  # the name log lines have always shown
+
+# The rules that derive changes, clause changes and flags from two texts (clause
+# identity, cosmetic reasons, topic matching). Bump it when they change, so an index
+# derived by an older version is derived again (see `Index.analysis_current`).
+ANALYSIS_VERSION = 3  # 3: bounded clause and topic matching (coarse past the bounds)
+
+TABLES = (
+    "documents",
+    "snapshots",
+    "versions",
+    "changes",
+    "clause_changes",
+    "flags",
+    "runs",
+    "fetch_errors",
+)
+
+
+class Index:
+    def __init__(self, path: Path | str, topics: Sequence[Topic] | None = None) -> None:
+        self.path = Path(path)
+        self.topics = tuple(default_topics() if topics is None else topics)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(self.path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self._create_schema()
+        self._batch: _Batch | None = None
+        unstamped = self.db.execute("select 1 from meta where key = 'analysis'").fetchone() is None
+        if unstamped and self.analysis_current():  # a new, empty index: today's rules
+            self._stamp()
+
+    def close(self) -> None:
+        if self._batch is not None and self.db.conn.in_transaction:
+            self.db.conn.execute("COMMIT")
+        self._batch = None
+        self.db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction that takes SQLite's write lock at BEGIN.
+
+        A deferred BEGIN that reads and then writes fails at once with "database is
+        locked" when another process wrote in between (no busy wait can help then);
+        BEGIN IMMEDIATE waits for the lock up front, up to busy_timeout. Nested uses
+        become savepoints.
+        """
+        batch = self._batch
+        if batch is not None:
+            if not self.db.conn.in_transaction:
+                self.db.conn.execute("BEGIN IMMEDIATE")
+                batch.opened = time.monotonic()
+            batch.depth += 1
+            try:
+                with self.db.atomic():
+                    yield
+            finally:
+                batch.depth -= 1
+            batch.writes += 1
+            if batch.due():
+                self.commit()
+            return
+        if self.db.conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.conn.rollback()
+            raise
+        self.db.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def batched(self, *, seconds: float = 0.5, writes: int = 500) -> Iterator[None]:
+        """Group the writes made inside into few transactions: one commit (one fsync)
+        per `writes` writes or `seconds` at most, or sooner at `commit()`, which the
+        run calls whenever it would wait for the network, so SQLite's write lock is
+        never held across a wait (other processes' writers only wait for busy stretches).
+
+        Each write still is its own savepoint, so a failing one undoes only itself. A
+        crash loses at most the uncommitted group; the files hold it, and the next
+        run's `sync` rebuilds those documents' rows (the index is never ahead of them).
+        """
+        if self._batch is not None:
+            yield
+            return
+        self._batch = _Batch(seconds, writes)
+        try:
+            yield
+        finally:
+            self._batch = None
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("COMMIT")
+
+    def commit(self) -> None:
+        """End the current group of `batched` writes now (never inside one of them)."""
+        batch = self._batch
+        if batch is not None and batch.depth == 0 and self.db.conn.in_transaction:
+            self.db.conn.execute("COMMIT")
+            batch.writes = 0
+
+    def _create_schema(self) -> None:
+        db = self.db
+        db.table("documents").create(
+            {
+                "id": str,
+                "service": str,
+                "title": str,
+                "url": str,
+                "configured": int,
+                "versions": int,
+                "changes": int,
+                "first_captured": str,
+                "last_version": str,
+                "last_changed": str,
+                "last_checked": str,
+                "last_status": str,
+                "last_ok": str,
+                "failing_since": str,
+                "last_error_kind": str,
+                "last_error": str,
+                "etag": str,
+                "last_modified": str,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        db.table("snapshots").create(
+            {
+                "document": str,
+                "captured_at": str,
+                "sha256": str,
+                "path": str,
+                "bytes": int,
+                "url": str,
+                "final_url": str,
+                "status": int,
+                "content_type": str,
+                "encoding": str,
+                "etag": str,
+                "last_modified": str,
+            },
+            pk=("document", "captured_at"),
+            if_not_exists=True,
+        )
+        db.table("versions").create(
+            {
+                "document": str,
+                "captured_at": str,
+                "sha256": str,
+                "path": str,
+                "bytes": int,
+                "snapshot_sha256": str,
+                "snapshot_path": str,
+                "imported": str,
+            },
+            pk=("document", "captured_at"),
+            if_not_exists=True,
+        )
+        db.table("changes").create(
+            {
+                "document": str,
+                "to_captured_at": str,
+                "from_captured_at": str,
+                "from_sha256": str,
+                "to_sha256": str,
+                "added_words": int,
+                "removed_words": int,
+                "sections": str,
+                "summary": str,
+                "extraction_changed": int,
+                "cosmetic": int,
+                "flagged_topics": str,
+                "cosmetic_reason": str,
+            },
+            pk=("document", "to_captured_at"),
+            if_not_exists=True,
+        )
+        _add_column(db.table("changes"), "cosmetic_reason", str)
+        db.table("clause_changes").create(
+            {
+                "document": str,
+                "to_captured_at": str,
+                "position": int,
+                "kind": str,
+                "section": str,
+                "before": str,
+                "after": str,
+                "cosmetic": int,
+            },
+            pk=("document", "to_captured_at", "position"),
+            if_not_exists=True,
+        )
+        db.table("flags").create(
+            {
+                "document": str,
+                "to_captured_at": str,
+                "position": int,
+                "topic": str,
+                "kind": str,
+                "text": str,
+                "matched": str,
+                "section": str,
+            },
+            pk=("document", "to_captured_at", "position"),
+            if_not_exists=True,
+        )
+        db.table("runs").create(
+            {
+                "id": str,
+                "started_at": str,
+                "ended_at": str,
+                "documents": int,
+                "new": int,
+                "changed": int,
+                "unchanged": int,
+                "failed": int,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        db.table("fetch_errors").create(
+            {
+                "run_id": str,
+                "document": str,
+                "at": str,
+                "kind": str,
+                "message": str,
+                "http_status": int,
+            },
+            pk=("run_id", "document"),
+            if_not_exists=True,
+        )
+        db.table("versions").create_index(["document", "sha256"], if_not_exists=True)
+        db.table("changes").create_index(["to_captured_at"], if_not_exists=True)
+        # Not in TABLES: what the rows were derived with, not rows of the store.
+        db.execute("create table if not exists meta (key text primary key, value text)")
+
+    # --- writing -------------------------------------------------------------------------
+
+    def upsert_sources(self, sources: Iterable[Source], store: Store) -> None:
+        """Configured documents from the config; the others as their latest capture says."""
+        sources = list(sources)
+        configured = {s.id for s in sources}
+        with self._transaction():
+            # Plain SQL, one statement for all: this runs at every start, over every document.
+            self.db.conn.executemany(
+                "insert into documents (id, service, title, url, configured)"
+                " values (?, ?, ?, ?, 1) on conflict (id) do update set service = excluded.service,"
+                " title = excluded.title, url = excluded.url, configured = 1",
+                [(s.id, s.service, s.title, s.url) for s in sources],
+            )
+            others = [
+                r["id"]
+                for r in self.db.query("select id from documents where configured = 1")
+                if r["id"] not in configured
+            ]
+            for document in others:
+                self.db.table("documents").update(document, _described(store, document))
+
+    def add_capture(self, capture: Capture, change: Change | None) -> None:
+        """Record a new capture (and the change it makes) in one transaction."""
+        with self._transaction():
+            self._put("snapshots", snapshot_row(capture))
+            if capture.version is not None:
+                self._put("versions", version_row(capture.version))
+            if change is not None:
+                self._insert_change(change)
+            self._refresh_document(capture.document)
+
+    def _put(self, table: str, row: dict[str, Any]) -> None:
+        """Insert or replace one whole row: plain SQL, as this runs once per capture.
+
+        (sqlite-utils' upsert inspects the table on every call, several queries each.)
+        """
+        columns = ", ".join(f"[{c}]" for c in row)
+        marks = ", ".join("?" for _ in row)
+        self.db.conn.execute(
+            f"insert or replace into [{table}] ({columns}) values ({marks})", list(row.values())
+        )
+
+    def apply_run(self, record: dict[str, Any]) -> None:
+        """Record a finished run, its errors and each document's last check."""
+        with self._transaction():
+            self._apply_run(record)
+
+    def _apply_run(self, record: dict[str, Any]) -> None:
+        outcomes = record.get("outcomes", [])
+        self._put(
+            "runs",
+            {
+                "id": record["id"],
+                "started_at": record["started_at"],
+                "ended_at": record.get("ended_at"),
+                "documents": len(outcomes),
+                **{s: sum(1 for o in outcomes if o["status"] == s) for s in _STATUSES},
+            },
+        )
+        # Plain SQL in bulk: a run over thousands of documents ends with this.
+        conn = self.db.conn
+        conn.executemany(
+            "insert or ignore into documents (id, configured) values (?, 0)",
+            [(o["document"],) for o in outcomes],
+        )
+        ok = [o for o in outcomes if o["status"] != FAILED]
+        failed = [o for o in outcomes if o["status"] == FAILED]
+        conn.executemany(
+            "update documents set last_checked = ?, last_status = ?, last_error_kind = ?,"
+            " last_error = ?, etag = ?, last_modified = ?, last_ok = ?, failing_since = null"
+            " where id = ?",
+            [
+                (
+                    o["checked_at"],
+                    o["status"],
+                    o.get("error_kind"),
+                    o.get("error"),
+                    o.get("etag"),
+                    o.get("last_modified"),
+                    o["checked_at"],
+                    o["document"],
+                )
+                for o in ok
+            ],
+        )
+        conn.executemany(
+            "update documents set last_checked = ?, last_status = ?, last_error_kind = ?,"
+            " last_error = ?, failing_since = coalesce(failing_since, ?) where id = ?",
+            [
+                (
+                    o["checked_at"],
+                    o["status"],
+                    o.get("error_kind"),
+                    o.get("error"),
+                    o["checked_at"],
+                    o["document"],
+                )
+                for o in failed
+            ],
+        )
+        conn.executemany(
+            "insert or replace into fetch_errors (run_id, document, at, kind, message,"
+            " http_status) values (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    record["id"],
+                    o["document"],
+                    o["checked_at"],
+                    o.get("error_kind"),
+                    o.get("error"),
+                    o.get("http_status"),
+                )
+                for o in failed
+            ],
+        )
+
+    def _refresh_document(self, document: str) -> None:
+        conn = self.db.conn
+        conn.execute("insert or ignore into documents (id, configured) values (?, 0)", [document])
+        conn.execute(
+            "update documents set"
+            " versions = (select count(*) from versions where document = ?1),"
+            " first_captured = (select min(captured_at) from versions where document = ?1),"
+            " last_version = (select max(captured_at) from versions where document = ?1),"
+            " changes = (select count(*) from changes where document = ?1),"
+            " last_changed = (select max(to_captured_at) from changes where document = ?1)"
+            " where id = ?1",
+            [document],
+        )
+
+    # --- the rules the rows were derived with -------------------------------------------
+
+    def analysis_current(self) -> bool:
+        """Whether the changes, clause changes and flags were derived with today's rules
+        and topics. An empty index is current; one from before the stamp existed is not."""
+        row = self.db.execute("select value from meta where key = 'analysis'").fetchone()
+        if row is not None:
+            return bool(row[0] == analysis_stamp(self.topics))
+        return not self.db.execute("select 1 from changes limit 1").fetchone()
+
+    def reanalyse(self, store: Store) -> list[str]:
+        """Derive every document's changes again, after an upgrade or a change of topics.
+
+        The captures and versions are the files'; only what was derived from them is
+        replaced, in one transaction, and the stamp is set with it.
+        """
+        documents = store.documents()
+        with self._transaction():
+            for document in documents:
+                try:
+                    self.rebuild_document(store, document)
+                except StoreError as exc:  # one damaged document never stops the others
+                    log.warning("%s: left as it was: %s", document, exc)
+            self._stamp()
+        return documents
+
+    def recover_imports(self, store: Store) -> list[str]:
+        """Finish the clean-up of imports that were killed; call it holding the lock.
+
+        Every capture a killed import stored is whole (metadata is written last), but its
+        index rows, and the versions it made repeat, may not be in line yet: the same
+        clean-up the import does when it ends, then the journal goes.
+        """
+        recovered = store.interrupted_imports()
+        done = []
+        for document in recovered:
+            log.warning("%s: an import was interrupted; finishing its clean-up", document)
+            try:
+                store.drop_repeated_versions(document, datetime.now(UTC))
+                store.remove_leftovers([document])
+                store.remove_unnamed(document)  # a version dropped part-way
+                self.rebuild_document(store, document)
+            except StoreError as exc:  # damaged: the journal stays, verify names the files
+                log.warning("%s: could not finish it: %s", document, exc)
+                continue
+            store.end_import(document)
+            done.append(document)
+        return done
+
+    def _stamp(self) -> None:
+        self.db.execute(
+            "insert or replace into meta (key, value) values ('analysis', ?)",
+            [analysis_stamp(self.topics)],
+        )
+
+    # --- rebuilding ------------------------------------------------------------------------
+
+    def rebuild(
+        self, store: Store, sources: Iterable[Source], skipped: list[str] | None = None
+    ) -> dict[str, int]:
+        """Drop every row and rebuild from the store's files alone.
+
+        One transaction: readers see the old index until it commits, and a rebuild
+        that is killed or fails leaves the old index as it was. With `skipped`, a
+        document whose files are damaged is left out ("<document>: <why>" is added
+        there) and the others are rebuilt; without it, the damage is raised.
+        """
+        with self._transaction():
+            for table in TABLES:
+                self.db.execute(f"delete from {table}")
+            sources = list(sources)
+            self.upsert_sources(sources, store)
+            configured = {s.id for s in sources}
+            for document in store.documents():
+                if document not in configured:
+                    self.db.table("documents").upsert(
+                        {"id": document, **_described(store, document)}, pk="id"
+                    )
+                try:
+                    self.rebuild_document(store, document)
+                except StoreError as exc:
+                    if skipped is None:
+                        raise
+                    skipped.append(f"{document}: {exc}")
+            for record in store.runs():
+                self._apply_run(record)
+            self._stamp()
+        return {table: self.db.table(table).count for table in TABLES}
+
+    def rebuild_document(self, store: Store, document: str) -> None:
+        """Replace every row of one document with rows derived from its files."""
+        self._derive_rows(store, document, reuse=False)
+
+    def catch_up(self, store: Store, document: str) -> None:
+        """`rebuild_document`, deriving only the changes the index lacks (or holds between
+        other versions): after a crash, that is the last capture's, not the history's."""
+        self._derive_rows(store, document, reuse=True)
+
+    def _derive_rows(self, store: Store, document: str, *, reuse: bool) -> None:
+        captures = store.captures(document)
+        rows_snap = [snapshot_row(c) for c in captures]
+        rows_ver = [version_row(c.version) for c in captures if c.version is not None]
+        versions = [c.version for c in captures if c.version is not None]
+        have: dict[str, tuple[str, str, str]] = {}
+        if reuse:
+            rows = self.db.execute(
+                "select to_captured_at, from_captured_at, from_sha256, to_sha256 from changes"
+                " where document = ?",
+                [document],
+            )
+            have = {to: (since, old, new) for to, since, old, new in rows}
+        pairs = list(itertools.pairwise(versions))
+        keep = {
+            iso(after.captured_at)
+            for before, after in pairs
+            if have.get(iso(after.captured_at))
+            == (iso(before.captured_at), before.sha256, after.sha256)
+        }
+        # Derived before the write transaction: SQLite's write lock is not held meanwhile.
+        changes = [
+            compute_change(store, before, after, self.topics)
+            for before, after in pairs
+            if iso(after.captured_at) not in keep
+        ]
+        with self._transaction():
+            for table in ("snapshots", "versions"):
+                self.db.execute(f"delete from {table} where document = ?", [document])
+            for table in ("changes", "clause_changes", "flags"):
+                if not keep:
+                    self.db.execute(f"delete from {table} where document = ?", [document])
+                    continue
+                self.db.conn.executemany(
+                    f"delete from {table} where document = ? and to_captured_at = ?",
+                    [(document, when) for when in have if when not in keep],
+                )
+            self.db.table("snapshots").insert_all(rows_snap, pk=("document", "captured_at"))
+            self.db.table("versions").insert_all(rows_ver, pk=("document", "captured_at"))
+            for change in changes:
+                self._insert_change(change)
+            self._refresh_document(document)
+
+    def _insert_change(self, change: Change) -> None:
+        """The change, its clause changes and its flags (call inside a transaction)."""
+        document, when = change.document, iso(change.after.captured_at)
+        key = {"document": document, "to_captured_at": when}
+        for table in ("clause_changes", "flags"):
+            self.db.execute(
+                f"delete from {table} where document = ? and to_captured_at = ?", [document, when]
+            )
+        self._put("changes", change_row(change))
+        self.db.table("clause_changes").insert_all(
+            [
+                {
+                    **key,
+                    "position": n,
+                    "kind": c.kind,
+                    "section": json.dumps(list(c.section), ensure_ascii=False),
+                    "before": c.before.text if c.before else None,
+                    "after": c.after.text if c.after else None,
+                    "cosmetic": int(c.cosmetic),
+                }
+                for n, c in enumerate(change.clauses)
+            ],
+            pk=("document", "to_captured_at", "position"),
+        )
+        self.db.table("flags").insert_all(
+            [
+                {
+                    **key,
+                    "position": n,
+                    "topic": f.topic,
+                    "kind": f.kind,
+                    "text": f.text,
+                    "matched": json.dumps(list(f.matched), ensure_ascii=False),
+                    "section": json.dumps(list(f.section), ensure_ascii=False),
+                }
+                for n, f in enumerate(change.flags)
+            ],
+            pk=("document", "to_captured_at", "position"),
+        )
+
+    def sync(self, store: Store, documents: Iterable[str], *, defer: bool = False) -> list[str]:
+        """Bring the index back in line with files written before a crash.
+
+        Run journals that were written but never applied are applied, in order, and so
+        are journals that were finished after the index saw them started (a run killed
+        in between). Documents whose captures are not all indexed are caught up
+        (`catch_up`); with `defer`, they are only returned, for the caller to catch up
+        when it suits: a run does after its checks, so that deriving one huge change
+        never holds up checking the other documents.
+        """
+        ended = {r["id"]: r["ended_at"] for r in self.db.query("select id, ended_at from runs")}
+        stale = {i for i in store.run_ids() if ended.get(i) is None}
+        behind = [
+            record
+            for record in store.runs(only=stale)
+            if record["id"] not in ended or record.get("ended_at") is not None
+        ]
+        if behind:
+            log.warning("index was missing %d run records; applying them", len(behind))
+            with self._transaction():
+                for record in behind:
+                    self._apply_run(record)
+        lagging = [document for document in documents if self.is_behind(store, document)]
+        for document in [] if defer else lagging:
+            log.warning("%s: index was behind the files; deriving its missing rows", document)
+            try:
+                self.catch_up(store, document)
+            except StoreError as exc:  # one damaged document never stops the others
+                log.warning("%s: left as it was: %s", document, exc)
+        return lagging
+
+    def is_behind(self, store: Store, document: str) -> bool:
+        """Whether the document's files hold captures its index rows do not."""
+        on_disk = store.capture_times(document)
+        indexed = [
+            r[0]
+            for r in self.db.execute(
+                "select captured_at from snapshots where document = ? order by captured_at",
+                [document],
+            )
+        ]
+        return bool(on_disk != indexed)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def all_validators(self) -> dict[str, Validators]:
+        """Each document's last ETag and Last-Modified, in one query (asked once a run)."""
+        rows = self.db.conn.execute("select id, etag, last_modified from documents")
+        return {doc: Validators(etag=etag, last_modified=modified) for doc, etag, modified in rows}
+
+    def _has(self, document: str) -> bool:
+        return bool(self.db.table("documents").count_where("id = ?", [document]))
+
+    def document(self, document: str) -> dict[str, Any] | None:
+        return self.db.table("documents").get(document) if self._has(document) else None
+
+    def changes(self, document: str | None = None) -> list[dict[str, Any]]:
+        sql = "select * from changes"
+        params: list[Any] = []
+        if document:
+            sql += " where document = ?"
+            params.append(document)
+        sql += " order by to_captured_at desc, document"
+        return [_decode_change(r) for r in self.db.query(sql, params)]
+
+    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        return list(
+            self.db.query("select * from runs order by started_at desc, id desc limit ?", [limit])
+        )
+
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of every table in a stable order, for comparing two indexes."""
+        out = {}
+        for table in TABLES:
+            pks = self.db.table(table).pks
+            order = ", ".join(pks)
+            out[table] = list(self.db.query(f"select * from {table} order by {order}"))
+        return out
+
+
+_STATUSES = OUTCOMES
+
+
+@dataclass
+class _Batch:
+    seconds: float
+    max_writes: int
+    writes: int = 0
+    opened: float = 0.0
+    depth: int = 0  # writes under way: a nested one must not commit its outer one
+
+    def due(self) -> bool:
+        return self.writes >= self.max_writes or time.monotonic() - self.opened >= self.seconds
+
+
+def compute_change(
+    store: Store, before: Version, after: Version, topics: Sequence[Topic] | None = None
+) -> Change:
+    """The word diff, the clause changes and the topic flags between two versions."""
+    old, new = store.read_text(before), store.read_text(after)
+    diff = word_diff(old, new)
+    comparison = compare_clauses(segment(old), segment(new))
+    clauses = tuple(comparison.changes)
+    flags = tuple(flags_for(clauses, default_topics() if topics is None else topics))
+    return Change(after.document, before, after, diff, clauses, flags, comparison.coarse)
+
+
+def snapshot_row(capture: Capture) -> dict[str, Any]:
+    s = capture.snapshot
+    return {
+        "document": s.document,
+        "captured_at": iso(s.captured_at),
+        "sha256": s.sha256,
+        "path": s.path,
+        "bytes": s.bytes,
+        "url": s.url,
+        "final_url": s.final_url,
+        "status": s.status,
+        "content_type": s.content_type,
+        "encoding": s.encoding,
+        "etag": s.etag,
+        "last_modified": s.last_modified,
+    }
+
+
+def version_row(version: Version) -> dict[str, Any]:
+    return {
+        "document": version.document,
+        "captured_at": iso(version.captured_at),
+        "sha256": version.sha256,
+        "path": version.path,
+        "bytes": version.bytes,
+        "snapshot_sha256": version.snapshot_sha256,
+        "snapshot_path": version.snapshot_path,
+        "imported": json.dumps(version.imported, sort_keys=True) if version.imported else None,
+    }
+
+
+def change_row(change: Change) -> dict[str, Any]:
+    return {
+        "document": change.document,
+        "to_captured_at": iso(change.after.captured_at),
+        "from_captured_at": iso(change.before.captured_at),
+        "from_sha256": change.before.sha256,
+        "to_sha256": change.after.sha256,
+        "added_words": change.diff.added_words,
+        "removed_words": change.diff.removed_words,
+        "sections": json.dumps(list(change.diff.sections), ensure_ascii=False),
+        "summary": change.summary,
+        "extraction_changed": int(change.extraction_changed),
+        "cosmetic": int(change.cosmetic),
+        "cosmetic_reason": change.cosmetic_reason,
+        "flagged_topics": json.dumps(sorted({f.topic for f in change.flags})),
+    }
+
+
+def analysis_stamp(topics: Sequence[Topic]) -> str:
+    """What the derived rows depend on besides the files: the analysis rules' version and
+    the watched topics (a topic added in tracker.toml must flag the past too)."""
+    data = repr((ANALYSIS_VERSION, tuple(topics))).encode("utf-8")
+    return f"{ANALYSIS_VERSION}:{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def _add_column(table: sqlite_utils.db.Table, name: str, kind: type) -> None:
+    """Add a column that a newer version writes to an index an older one made (empty in
+    old rows until `verify --repair` or a rebuild). Another process may add it first."""
+    if name in table.columns_dict:
+        return
+    try:
+        table.add_column(name, kind)
+    except sqlite3.OperationalError as error:
+        if "duplicate column" not in str(error):
+            raise
+
+
+def _decode_change(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    row["sections"] = json.loads(row["sections"] or "[]")
+    row["extraction_changed"] = bool(row["extraction_changed"])
+    row["cosmetic"] = bool(row["cosmetic"])
+    row["flagged_topics"] = json.loads(row["flagged_topics"] or "[]")
+    return row
+
+
+def _described(store: Store, document: str) -> dict[str, Any]:
+    """A document no longer configured, described by its latest capture."""
+    try:
+        latest = store.latest_capture(document)
+    except StoreError:
+        latest = None  # damaged: `verify` names it; the document is still listed
+    meta = latest.meta if latest else {}
+    return {
+        "configured": 0,
+        "service": meta.get("service"),
+        "title": meta.get("title"),
+        "url": meta.get("url"),
+    }
