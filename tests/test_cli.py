@@ -426,3 +426,16 @@ def test_help_and_version_import_nothing_heavy(flag: str) -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [("2d", "2d"), ("24h", "1d"), ("90m", "1h 30m"), ("45", "45s"), ("1w", "1w")],
+)
+def test_durations_are_shown_as_a_user_writes_them(written: str, shown: str) -> None:
+    from tracker.core.times import format_duration, parse_duration
+
+    assert format_duration(parse_duration(written)) == shown
+    assert parse_duration(format_duration(parse_duration(written)).split()[0]) <= parse_duration(
+        written
+    )

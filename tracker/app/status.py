@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tracker.core.statuses import FAILED
-from tracker.core.times import parse_iso
+from tracker.core.times import format_duration, parse_iso
 
 if TYPE_CHECKING:
     from tracker.app.pipeline import Tracker
@@ -121,6 +121,7 @@ class StatusReport:
                 f" {r['changed']} changed, {r['unchanged']} unchanged, {r['failed']} failed"
             )
         out.append("Documents:")
+        stale = format_duration(self.max_stale)
         for d in self.documents:
             if d.failing_since:
                 state = alarm("FAILING") if d.alert else "failing"
@@ -129,9 +130,7 @@ class StatusReport:
                 detail = f"{state} since {d.failing_since} ({kind}: {message})"
             elif d.stale:
                 state = alarm("STALE")
-                detail = (
-                    f"{state}: not checked since {d.last_checked} (longer than {self.max_stale})"
-                )
+                detail = f"{state}: not checked since {d.last_checked} (longer than {stale})"
             elif d.last_ok:
                 detail = f"ok, last checked {d.last_checked}"
             else:
@@ -142,16 +141,17 @@ class StatusReport:
     def warnings(self) -> list[str]:
         """One line per kind of alert, for stderr."""
         out = []
+        failing_for, stale = format_duration(self.max_failing), format_duration(self.max_stale)
         failing = [d.id for d in self.alerting if not d.stale]
         if failing:
             out.append(
-                f"{len(failing)} document(s) failing for longer than {self.max_failing}: "
+                f"{len(failing)} document(s) failing for longer than {failing_for}: "
                 + ", ".join(failing)
             )
         late = [d.id for d in self.alerting if d.stale]
         if late:
             out.append(
-                f"{len(late)} document(s) not checked for longer than {self.max_stale}"
+                f"{len(late)} document(s) not checked for longer than {stale}"
                 " (is the cron job or scheduler still running?): " + ", ".join(late)
             )
         return out

@@ -53,3 +53,17 @@ def parse_duration(text: str | int | float, where: str = "duration") -> timedelt
             f"{where} must be a duration from 0 to {MAX_DURATION_DAYS}d, got {text!r}"
         )
     return timedelta(seconds=seconds)
+
+
+def format_duration(span: timedelta) -> str:
+    """A duration as `parse_duration` reads it back: '2d', '24h', '1d 6h', '90s'; what a
+    user wrote in tracker.toml, not timedelta's '2 days, 0:00:00'."""
+    seconds = round(span.total_seconds())
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts)
