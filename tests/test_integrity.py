@@ -322,12 +322,18 @@ def test_runs_killed_at_any_point_leave_a_store_the_next_run_and_verify_accept(
     write_config(workdir, site.docs, fetch={"timeout": 5})
     assert invoke("run").exit_code == 0
     site.advance()
-    # One complete run as a subprocess, to learn when a run starts working and ends.
-    start = time.monotonic()
-    first = cli_process(workdir, "run")
-    first.communicate(timeout=60)
-    assert first.returncode == 0
-    total = time.monotonic() - start
+    # Complete runs as subprocesses, to learn when a run starts working and ends: the
+    # fastest of three, so one slow start on a busy machine does not push every kill
+    # past the end of the run.
+    totals = []
+    for _ in range(3):
+        start = time.monotonic()
+        first = cli_process(workdir, "run")
+        first.communicate(timeout=60)
+        assert first.returncode == 0
+        totals.append(time.monotonic() - start)
+        site.advance()
+    total = min(totals)
     working = total - site.delay * 8  # start-up, before the first request
     iterations = 24
     states: Counter[str] = Counter()
