@@ -579,7 +579,7 @@ def test_finish_plain_is_finish_inline_on_plain_text() -> None:
 def test_case_insensitive_attributes_copy_equals_soupsieve() -> None:
     from soupsieve.css_parser import HTML_CASE_INSENSITIVE_ATTRIBUTES as original
 
-    from tracker.extract.lxml_engine import HTML_CASE_INSENSITIVE_ATTRIBUTES
+    from tracker.extract.lxml_select import HTML_CASE_INSENSITIVE_ATTRIBUTES
 
     assert original == HTML_CASE_INSENSITIVE_ATTRIBUTES
 
