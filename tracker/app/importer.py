@@ -32,7 +32,7 @@ from tracker.core.models import FetchResult, Source, Validators, Version
 from tracker.core.times import iso, parse_iso
 from tracker.extract.engine import extraction_key
 from tracker.fetch.http import Fetcher, utcnow
-from tracker.storage.index import compute_change
+from tracker.storage.index_rows import compute_change
 from tracker.storage.store import Capture
 
 LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}

@@ -56,7 +56,7 @@ from tracker.publish.site_files import (
     _read_manifest,
     _write_manifest,
 )
-from tracker.storage.index import compute_change
+from tracker.storage.index_rows import compute_change
 from tracker.storage.store import StoreError, open_lock
 
 log = logging.getLogger("tracker.site")  # the name log lines have always shown
