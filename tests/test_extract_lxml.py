@@ -591,7 +591,7 @@ def test_a_plain_run_imports_neither_bs4_nor_soupsieve(tmp_path: Path) -> None:
 
     code = (
         "import sys\n"
-        "from tracker.config.settings import selector_problem\n"
+        "from tracker.config.values import selector_problem\n"
         "from tracker.extract.engine import extract_text\n"
         "assert selector_problem('main .content') is None\n"
         "html = b'<html><body><main><p>Hello there</p></main></body></html>'\n"

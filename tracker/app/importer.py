@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from tracker.app.pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
-from tracker.config.settings import document_id_problem as config_id_problem
+from tracker.config.values import document_id_problem as config_id_problem
 from tracker.core.errors import ArgumentError, ConfigError, FetchError, TrackerError
 from tracker.core.files import atomic_write, read_bytes
 from tracker.core.models import FetchResult, Source, Validators, Version
