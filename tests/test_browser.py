@@ -30,7 +30,8 @@ from tracker.app.pipeline import Tracker, run
 from tracker.config.settings import parse_config
 from tracker.core.errors import ConfigError
 from tracker.fetch import browser as browser_module
-from tracker.fetch.browser import Gate, Refused, find_chromium, private_address
+from tracker.fetch.browser import find_chromium
+from tracker.fetch.gate import Gate, Refused, private_address
 from tracker.fetch.http import USER_AGENT, Fetcher
 from tracker.storage.index import Index
 from tracker.storage.store import Store

@@ -579,7 +579,7 @@ def test_finish_plain_is_finish_inline_on_plain_text() -> None:
 def test_case_insensitive_attributes_copy_equals_soupsieve() -> None:
     from soupsieve.css_parser import HTML_CASE_INSENSITIVE_ATTRIBUTES as original
 
-    from tracker.extract.lxml_engine import HTML_CASE_INSENSITIVE_ATTRIBUTES
+    from tracker.extract.lxml_select import HTML_CASE_INSENSITIVE_ATTRIBUTES
 
     assert original == HTML_CASE_INSENSITIVE_ATTRIBUTES
 
@@ -591,7 +591,7 @@ def test_a_plain_run_imports_neither_bs4_nor_soupsieve(tmp_path: Path) -> None:
 
     code = (
         "import sys\n"
-        "from tracker.config.settings import selector_problem\n"
+        "from tracker.config.values import selector_problem\n"
         "from tracker.extract.engine import extract_text\n"
         "assert selector_problem('main .content') is None\n"
         "html = b'<html><body><main><p>Hello there</p></main></body></html>'\n"

@@ -10,7 +10,7 @@ from tracker.app.pipeline import Tracker
 from tracker.core.errors import VersionNotFoundError
 from tracker.core.models import Version
 from tracker.core.times import iso
-from tracker.storage.index import compute_change
+from tracker.storage.index_rows import compute_change
 
 
 def versions(tracker: Tracker, document: str) -> list[Version]:

@@ -25,14 +25,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from tracker.app.pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
-from tracker.config.settings import document_id_problem as config_id_problem
+from tracker.config.values import document_id_problem as config_id_problem
 from tracker.core.errors import ArgumentError, ConfigError, FetchError, TrackerError
 from tracker.core.files import atomic_write, read_bytes
 from tracker.core.models import FetchResult, Source, Validators, Version
 from tracker.core.times import iso, parse_iso
 from tracker.extract.engine import extraction_key
 from tracker.fetch.http import Fetcher, utcnow
-from tracker.storage.index import compute_change
+from tracker.storage.index_rows import compute_change
 from tracker.storage.store import Capture
 
 LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}

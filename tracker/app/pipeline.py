@@ -27,7 +27,8 @@ from tracker.extract.engine import extract_text, extraction_key, normalize_text
 from tracker.fetch import walls
 from tracker.fetch.guards import GuardSettings, check_response, check_text
 from tracker.fetch.http import Clock, Fetcher, utcnow
-from tracker.storage.index import Index, compute_change
+from tracker.storage.index import Index
+from tracker.storage.index_rows import compute_change
 from tracker.storage.store import Capture, Store
 
 log = logging.getLogger("tracker.pipeline")  # the name log lines have always shown

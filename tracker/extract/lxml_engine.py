@@ -9,11 +9,11 @@ rule, so that the text is byte-identical (`tests/test_extract_lxml.py` compares 
 Where that equality cannot be had cheaply, `Unsupported` says why and `extract` runs
 the BeautifulSoup engine instead:
 - a selector cssselect cannot translate, or may match differently from soupsieve
-  (`_usage` lets through only what matches alike);
+  (`lxml_select._usage` lets through only what matches alike);
 - a structural pseudo-class (:first-child, :nth-child()...) on a page with several
   top-level elements (text after </html>): soupsieve counts those differently;
 - a hidden or removed top-level element;
-- a <!DOCTYPE> after the first tag (`_late_doctype`);
+- a <!DOCTYPE> after the first tag (`lxml_parse._late_doctype`);
 - a page nested deeper than the 256 levels libxml2 builds a tree for;
 - an input lxml builds no tree from, or a string lxml will not write back (a control
   character in the class attribute or the text of a flattened subtree).
@@ -23,6 +23,9 @@ removed) are replaced by an empty comment that keeps their tail: selectors never
 see a comment, and the text before and after stays two strings, as in bs4 (a list
 renders each loose string as its own item). And the class attribute is normalised
 the way bs4 splits it before a selector reads it.
+
+Parsing lives in `lxml_parse`, selector translation in `lxml_select`; this module
+drops what bs4 would not render and renders the rest.
 """
 
 from __future__ import annotations
@@ -30,14 +33,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from functools import lru_cache
-from typing import Any
 
-import cssselect
 from lxml import etree
 from lxml.etree import _Element as Element
 from lxml.etree import _ElementTree as Document
 
+from tracker.extract.lxml_parse import Unsupported, parse
+from tracker.extract.lxml_select import compiled
 from tracker.extract.rules import (
     BLOCK_TAGS,
     BREAK,
@@ -48,8 +50,6 @@ from tracker.extract.rules import (
     LINK_BLOCKS,
     MAX_DEPTH,
     TABLE_PARTS,
-    WINDOWS_1252_LABELS,
-    browser_encoding,
     cf_decode,
     finish_inline,
     finish_plain,
@@ -63,10 +63,6 @@ from tracker.extract.rules import (
 )
 
 
-class Unsupported(Exception):
-    """This input needs the BeautifulSoup engine to give the reference text."""
-
-
 def render(
     body: bytes | str, encoding: str | None, select: Sequence[str], remove: Sequence[str]
 ) -> list[str] | None:
@@ -74,8 +70,8 @@ def render(
 
     Raises `Unsupported` (before any work when a selector is the reason).
     """
-    chosen = _compiled(tuple(select))
-    removing = [_compiled((selector,)) for selector in remove]
+    chosen = compiled(tuple(select))
+    removing = [compiled((selector,)) for selector in remove]
     root = parse(body, encoding)
     tops = [root, *(e for e in root.itersiblings() if isinstance(e.tag, str))]
     document = root.getroottree()
@@ -98,310 +94,6 @@ def render(
     for element in roots:
         blocks.extend(renderer.children(element.text, element))
     return blocks
-
-
-# --- parsing -----------------------------------------------------------------------------
-
-
-def parse(body: bytes | str, encoding: str | None = None) -> Element:
-    """Parse as `extract_soup.parse_html` does: same encoding, same tree."""
-    if isinstance(body, str):
-        # bs4 drops a leading byte-order mark from text, then lets lxml parse it.
-        text = body[1:] if body.startswith("\ufeff") else body
-        try:
-            return _parse(text, None)
-        except (UnicodeDecodeError, etree.ParserError) as exc:
-            raise Unsupported(f"lxml rejects this text: {exc}") from exc
-    if encoding:
-        # parse_html falls back to detection on LookupError, but bs4 (and `_parse_bytes`)
-        # already skip an encoding lxml does not know.
-        return _parse_bytes(body, browser_encoding(encoding))[0]
-    root, used = _parse_bytes(body, None)
-    if used.lower() in WINDOWS_1252_LABELS:
-        root, _ = _parse_bytes(body, "windows-1252")
-    return root
-
-
-def _parse_bytes(body: bytes, known: str | None) -> tuple[Element, str]:
-    """Try encodings in the order bs4's lxml builder does; the first lxml accepts wins.
-
-    bs4 asks its `EncodingDetector` (the declared encoding, a byte-order mark, the
-    page's <meta>, charset detection, UTF-8, windows-1252) and moves on only when lxml
-    rejects an encoding; using the same detector gives the same choice, cheaply: the
-    detector only looks further when the first candidate fails.
-
-    The detector's first candidate is the server's declared charset, and with no
-    byte-order mark the bytes go to lxml as they are, so that case is tried here
-    without importing bs4 (~50 ms of every run's start-up); when lxml rejects it, the
-    detector tries it again (with the same result) and goes on.
-    """
-    if known and not body.startswith(_BYTE_ORDER_MARKS):
-        try:
-            return _parse(body, known), known
-        except (UnicodeDecodeError, LookupError, etree.ParserError):
-            pass
-    from bs4.dammit import EncodingDetector
-
-    detector = EncodingDetector(
-        body, known_definite_encodings=[known] if known else [], is_html=True
-    )
-    for candidate in detector.encodings:
-        try:
-            return _parse(detector.markup, candidate), candidate
-        except (UnicodeDecodeError, LookupError, etree.ParserError):
-            continue  # what bs4 treats as the parser rejecting this encoding
-    raise Unsupported("lxml rejects every candidate encoding")
-
-
-# What bs4's `EncodingDetector.strip_byte_order_mark` may strip (a superset is fine).
-_BYTE_ORDER_MARKS = (b"\xfe\xff", b"\xff\xfe", b"\xef\xbb\xbf", b"\x00\x00\xfe\xff")
-
-# soupsieve compares these attributes' values case-insensitively in HTML (its
-# css_parser.HTML_CASE_INSENSITIVE_ATTRIBUTES; a test keeps the copy equal). Copied, as
-# importing soupsieve costs ~50 ms of start-up.
-HTML_CASE_INSENSITIVE_ATTRIBUTES = frozenset(
-    [
-        "accept",
-        "accept-charset",
-        "align",
-        "alink",
-        "axis",
-        "bgcolor",
-        "charset",
-        "checked",
-        "clear",
-        "codetype",
-        "color",
-        "compact",
-        "declare",
-        "defer",
-        "dir",
-        "direction",
-        "disabled",
-        "enctype",
-        "face",
-        "frame",
-        "hreflang",
-        "http-equiv",
-        "lang",
-        "language",
-        "link",
-        "media",
-        "method",
-        "multiple",
-        "nohref",
-        "noresize",
-        "noshade",
-        "nowrap",
-        "readonly",
-        "rel",
-        "rev",
-        "rules",
-        "scope",
-        "scrolling",
-        "selected",
-        "shape",
-        "target",
-        "text",
-        "type",
-        "valign",
-        "valuetype",
-        "vlink",
-    ]
-)
-
-
-def _parse(markup: bytes | str, encoding: str | None) -> Element:
-    """Parse as bs4's lxml builder does: one `feed` of the whole markup, then `close`.
-
-    Not `fromstring`: libxml2's push parser and its whole-buffer parser part ways on
-    bytes invalid in the encoding (the push parser can give up at once).
-    """
-    parser = etree.HTMLParser(encoding=encoding)
-    try:
-        parser.feed(markup)
-        root: Element = parser.close()
-    except (UnicodeDecodeError, LookupError, etree.ParserError):
-        raise
-    except (etree.LxmlError, ValueError) as exc:
-        # No root element at all (an empty page) lands here too: rare, and bs4 knows.
-        raise Unsupported(f"lxml builds no tree from this input: {exc}") from exc
-    if root is None:
-        raise Unsupported("lxml builds no tree from this input")
-    errors = parser.feed_error_log
-    if errors and any(e.type == etree.ErrorTypes.ERR_RESOURCE_LIMIT for e in errors):
-        # libxml2 stops building a tree more than 256 levels deep; bs4 gets the
-        # parser's events, where that limit does not apply.
-        raise Unsupported("the page is beyond libxml2's tree limits")
-    if _late_doctype(markup, encoding):
-        raise Unsupported("a <!DOCTYPE> after the first tag")
-    return root
-
-
-_TAG_START = re.compile(rb"<[A-Za-z]")
-_TAG_START_TEXT = re.compile(r"<[A-Za-z]")
-
-
-def _late_doctype(markup: bytes | str, encoding: str | None) -> bool:
-    """Whether a <!DOCTYPE> may follow a tag (the test errs towards yes).
-
-    bs4 keeps such a doctype where it stands, as a string: in a list it is an item of
-    its own and splits the text around it. lxml's tree drops it without a trace.
-    """
-    if isinstance(markup, bytes) and not _ascii_superset(encoding or "utf-8"):
-        try:
-            markup = markup.decode(encoding or "utf-8", "replace")
-        except LookupError:
-            return True
-    if isinstance(markup, str):
-        return _doctype_after(markup, _TAG_START_TEXT.search(markup), "<", "!", "doctype")
-    return _doctype_after(markup, _TAG_START.search(markup), b"<", b"!", b"doctype")
-
-
-def _doctype_after(markup: Any, tag: re.Match[Any] | None, lt: Any, bang: Any, word: Any) -> bool:
-    """Whether "<!doctype" (any case) comes after `tag`; finds "!" (rare, and a
-    one-character search is many times faster than a search for "<!")."""
-    if tag is None:
-        return False
-    at = markup.find(bang, tag.start())
-    while at != -1:
-        if markup[at - 1 : at] == lt and markup[at + 1 : at + 8].lower() == word:
-            return True
-        at = markup.find(bang, at + 1)
-    return False
-
-
-@lru_cache(maxsize=64)
-def _ascii_superset(encoding: str) -> bool:
-    """Whether markup characters are their ASCII bytes in `encoding` (not UTF-16, EBCDIC)."""
-    probe = "<!DOCTYPE html><p>"
-    try:
-        return probe.encode(encoding) == probe.encode("ascii")
-    except (LookupError, UnicodeError):
-        return False
-
-
-# --- selectors ---------------------------------------------------------------------------
-
-
-class _Selectors:
-    """Selectors compiled to one XPath, with what their evaluation depends on."""
-
-    def __init__(self, path: str, *, classes: bool, structural: bool) -> None:
-        self.xpath = etree.XPath(path) if path else None
-        self.classes = classes  # reads the class attribute: normalise it first
-        self.structural = structural  # counts siblings: differs at the top level
-
-    def __call__(self, document: Document) -> list[Element]:
-        if self.xpath is None:
-            return []
-        try:
-            return self.xpath(document)
-        except etree.XPathError as exc:
-            raise Unsupported(f"XPath evaluation failed: {exc}") from exc
-
-
-def _compiled(selectors: tuple[str, ...]) -> _Selectors:
-    """`selectors` as one XPath; raises `Unsupported` when one needs soupsieve."""
-    compiled = _compile(selectors)
-    if isinstance(compiled, str):
-        raise Unsupported(compiled)
-    return compiled
-
-
-@lru_cache(maxsize=512)
-def _compile(selectors: tuple[str, ...]) -> _Selectors | str:
-    """The compiled selectors, or why they must go to the BeautifulSoup engine."""
-    paths: list[str] = []
-    classes = structural = False
-    translator = cssselect.HTMLTranslator()
-    for text in selectors:
-        try:
-            parsed = cssselect.parse(text)
-            for selector in parsed:
-                if selector.pseudo_element is not None:
-                    return f"{text!r}: pseudo-element"
-                usage = _usage(selector.parsed_tree)
-                if isinstance(usage, str):
-                    return f"{text!r}: {usage}"
-                classes = classes or usage[0]
-                structural = structural or usage[1]
-                paths.append(translator.selector_to_xpath(selector, prefix="/descendant-or-self::"))
-        except cssselect.SelectorError as exc:
-            return f"{text!r}: cssselect cannot translate it ({exc})"
-    try:
-        return _Selectors(" | ".join(paths), classes=classes, structural=structural)
-    except etree.XPathError as exc:
-        return f"{selectors!r}: lxml cannot compile the XPath ({exc})"
-
-
-_STRUCTURAL_PSEUDOS = frozenset(
-    {"first-child", "last-child", "only-child", "first-of-type", "last-of-type", "only-of-type"}
-)
-_NTH_FUNCTIONS = frozenset({"nth-child", "nth-last-child", "nth-of-type", "nth-last-of-type"})
-# Attributes bs4 splits into lists; soupsieve matches their space-joined words.
-_LIST_ATTRIBUTES = frozenset(
-    {"class", "accesskey", "dropzone", "rel", "rev", "headers", "accept-charset"}
-    | {"archive", "sizes", "sandbox", "for"}
-)
-_VALUE_OPERATORS = frozenset({"=", "^=", "$=", "*=", "|="})
-
-
-def _usage(tree: object) -> tuple[bool, bool] | str:
-    """(reads class, counts siblings) for a parsed selector, or why cssselect won't do.
-
-    Only what matches exactly as soupsieve matches it on the same tree is let through:
-    type, id, class and attribute selectors (attributes soupsieve compares
-    case-insensitively, or splits into words, excepted), the four combinators,
-    :not() and the structural pseudo-classes.
-    """
-    classes = structural = False
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, cssselect.parser.Element):
-            if node.namespace is not None or not (node.element or "").isascii():
-                return "namespaced or non-ASCII type selector"
-            continue
-        if isinstance(node, cssselect.parser.Class):
-            classes = True
-        elif isinstance(node, cssselect.parser.Attrib):
-            reason = _attribute_reason(node)
-            if reason:
-                return reason
-            classes = classes or node.attrib.lower() == "class"
-        elif isinstance(node, cssselect.parser.Pseudo):
-            if node.ident not in _STRUCTURAL_PSEUDOS:
-                return f"pseudo-class :{node.ident}"
-            structural = True
-        elif isinstance(node, cssselect.parser.Function):
-            if node.name not in _NTH_FUNCTIONS:
-                return f"pseudo-class :{node.name}()"
-            structural = True
-        elif isinstance(node, cssselect.parser.Negation | cssselect.parser.CombinedSelector):
-            stack.append(node.subselector)
-        elif not isinstance(node, cssselect.parser.Hash):
-            return f"{type(node).__name__} selector"
-        stack.append(node.selector)
-    return classes, structural
-
-
-def _attribute_reason(node: cssselect.parser.Attrib) -> str | None:
-    """Why an attribute selector may match differently in soupsieve, if it may."""
-    name = node.attrib.lower()
-    if node.namespace is not None or not node.attrib.isascii():
-        return "namespaced or non-ASCII attribute selector"
-    if node.operator == "exists":
-        return None
-    if name in HTML_CASE_INSENSITIVE_ATTRIBUTES:
-        return f"[{name}] values are case-insensitive in soupsieve"
-    if node.operator == "~=" and name == "class":
-        return None
-    if node.operator not in _VALUE_OPERATORS:
-        return f"attribute operator {node.operator}"
-    if name in _LIST_ATTRIBUTES and name != "class":
-        return f"[{name}] is a word list in bs4"
-    return None
 
 
 _SPACE_SEPARATED = re.compile(r"\S+")  # how bs4 splits a class attribute

@@ -23,14 +23,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
-import urllib3
-from requests.utils import requote_uri
 
 from tracker import __version__
 from tracker.config.settings import PROJECT_URL, FetchSettings
@@ -38,7 +35,16 @@ from tracker.core.errors import FetchError, connection_kind, printable, short_er
 from tracker.core.models import FetchResult, Source, Validators
 from tracker.fetch import transport, walls
 from tracker.fetch.browser import BrowserFetcher
-from tracker.fetch.guards import site_of
+from tracker.fetch.responses import (
+    BrokenBody,
+    Clock,
+    NoFollowSession,
+    body_chunks,
+    judge_redirect,
+    parse_retry_after,
+    read_capped,
+    redirect_url,
+)
 from tracker.fetch.robots import MAX_ROBOTS_BYTES, RobotsRules
 
 log = logging.getLogger("tracker.fetch")  # the name log lines have always shown
@@ -51,10 +57,8 @@ FALLBACK_STATUSES = frozenset({403, 406})
 ERROR_BODY_BYTES = 512 * 1024
 USER_AGENT = f"tos-tracker/{__version__} (+{PROJECT_URL})"
 MAX_REDIRECTS = 30  # as requests and browsers: more is a loop
-SCHEMES = ("http", "https")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 
-Clock = Callable[[], datetime]
 T = TypeVar("T")
 
 
@@ -115,7 +119,7 @@ class Fetcher:
                     status = response.status_code
                     body = b""
                     if status < 400:
-                        body = _read_capped(response, MAX_ROBOTS_BYTES, guard)
+                        body = read_capped(response, MAX_ROBOTS_BYTES, guard)
             except requests.exceptions.RequestException:
                 if guard.fired:
                     raise requests.exceptions.Timeout(str(guard.timeout_error())) from None
@@ -152,17 +156,17 @@ class Fetcher:
             if guard.fired:  # the headers were cut short at the deadline
                 response.close()
                 raise guard.timeout_error("the headers were not complete")
-            target = _Session.location(response) if response.is_redirect else None
+            target = NoFollowSession.location(response) if response.is_redirect else None
             if target is None:
                 return response, hops
             response.close()  # the redirect's body is never read
-            following = _redirect_url(response.url or current, target)
+            following = redirect_url(response.url or current, target)
             hops.append(current)
             if len(hops) > MAX_REDIRECTS:
                 raise FetchError(
                     "redirects", f"more than {MAX_REDIRECTS} redirects (the last to {following})"
                 )
-            _judge_redirect(url, following, source, response.status_code)
+            judge_redirect(url, following, source, response.status_code)
             current = following
 
     def _space(self, url: str) -> None:
@@ -177,7 +181,7 @@ class Fetcher:
             self.sleep(ready - now)
 
     def _new_session(self) -> requests.Session:
-        session = _Session()
+        session = NoFollowSession()
         session.headers["User-Agent"] = self.settings.user_agent or USER_AGENT
         session.headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
         adapter = transport.GuardedAdapter(
@@ -352,7 +356,7 @@ class Fetcher:
                         raise
                     outcome = guard.timeout_error()
                     log.debug("%s: cut at the deadline: %s", source.id, short_error(exc))
-                except _BrokenBody as exc:
+                except BrokenBody as exc:
                     outcome = exc.error
                     if guard.fired:
                         outcome = guard.timeout_error("the body was not complete")
@@ -406,7 +410,7 @@ class Fetcher:
         with response:
             status = response.status_code
             if status in RETRY_STATUSES:
-                retry_after = _retry_after(response.headers.get("Retry-After"), self.clock)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock)
                 wall = self._wall(source, response)
                 error = wall or FetchError("http", f"HTTP {status}", status=status)
                 if retry_after is not None and retry_after > settings.max_retry_after:
@@ -431,7 +435,7 @@ class Fetcher:
                 )
             body = self._read_body(response, guard)
             if guard.fired:  # the body ended because the deadline shut the socket
-                raise _BrokenBody(guard.timeout_error("the body was not complete"))
+                raise BrokenBody(guard.timeout_error("the body was not complete"))
             # A challenge or login page served as a 200 is not the document.
             wall = walls.detect(status, response.headers, body, response.url, source.url)
             if wall is not None:
@@ -442,7 +446,7 @@ class Fetcher:
         """A bot or login wall error when this error response is one (its body read, capped)."""
         body = b""
         try:
-            for chunk in _chunks(response):
+            for chunk in body_chunks(response):
                 body += chunk
                 if len(body) >= ERROR_BODY_BYTES:
                     break
@@ -457,7 +461,7 @@ class Fetcher:
         otherwise hold a run for ever; the watchdog ends a read blocked at the deadline,
         and the deadline is checked between reads. The cap counts decoded bytes, read a
         chunk at a time (urllib3 >= 2.6 inflates no more than it is asked for), so a gzip
-        bomb stops at the cap. Transient failures raise `_BrokenBody` (retried).
+        bomb stops at the cap. Transient failures raise `BrokenBody` (retried).
         """
         settings = self.settings
         cap = settings.max_bytes
@@ -467,24 +471,24 @@ class Fetcher:
         deadline = guard.deadline
         chunks, size = [], 0
         try:
-            for chunk in _chunks(response):
+            for chunk in body_chunks(response):
                 size += len(chunk)
                 if size > cap:
                     raise FetchError("too_large", f"body exceeds the {cap} byte cap")
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
-                    raise _BrokenBody(
+                    raise BrokenBody(
                         FetchError(
                             "timeout",
                             f"body not complete after {settings.timeout:g} s ({size} bytes)",
                         )
                     )
         except requests.exceptions.Timeout as exc:
-            raise _BrokenBody(
+            raise BrokenBody(
                 FetchError("timeout", f"timed out reading: {short_error(exc)}")
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise _BrokenBody(
+            raise BrokenBody(
                 FetchError("connection", f"connection broke while reading: {short_error(exc)}")
             ) from None
         return b"".join(chunks)
@@ -519,102 +523,3 @@ class Fetcher:
             elapsed=time.perf_counter() - started,
             redirects=tuple(hops),
         )
-
-
-class _Session(requests.Session):
-    """A session that never follows a redirect, nor reads its body to look for one.
-
-    Even with `allow_redirects=False` requests prepares the next hop, and first reads
-    the redirect's whole body (`resp.content`): a gzip bomb or an endless body behind a
-    302. Fetcher follows redirects itself, so here there is never a next hop.
-    """
-
-    def get_redirect_target(self, resp: requests.Response) -> None:
-        return None
-
-    @staticmethod
-    def location(response: requests.Response) -> str | None:
-        """The redirect's target, decoded as requests decodes it."""
-        return requests.Session.get_redirect_target(requests.Session, response)  # type: ignore[arg-type]
-
-
-def _redirect_url(base: str, target: str) -> str:
-    """Where a redirect leads, resolved as requests resolves it."""
-    if target.startswith("//"):
-        target = f"{urlsplit(base).scheme}:{target}"
-    if not urlsplit(target).netloc:
-        return urljoin(base, requote_uri(target))
-    return str(requote_uri(target))
-
-
-def _judge_redirect(url: str, following: str, source: Source | None, status: int) -> None:
-    """Refuse a redirect before it is requested: another scheme, or (for a document)
-    another site not in `allow_hosts`; a sign-in host is a login wall, as it would be."""
-    scheme = urlsplit(following).scheme.lower()
-    if scheme not in SCHEMES:
-        raise FetchError(
-            "blocked_destination",
-            f"refused a redirect to a {scheme or 'schemeless'} address: {printable(following)}",
-            status=status,
-        )
-    if source is None:
-        return
-    asked, landed = site_of(url), site_of(following)
-    if asked and landed and asked != landed and landed not in source.allow_hosts:
-        login = walls.login_redirect(url, following)
-        if login:
-            raise FetchError("login_wall", f"{login} ({printable(following)})", status=status)
-        raise FetchError(
-            "offsite_redirect",
-            f"redirected to another site: {printable(following)} (not requested; add"
-            f" {printable(landed)!r} to the document's allow_hosts if that is expected)",
-            status=status,
-        )
-
-
-def _read_capped(response: requests.Response, cap: int, guard: transport.Attempt) -> bytes:
-    """At most `cap` decoded bytes of the body (the rest unread), within the deadline."""
-    chunks, size = [], 0
-    for chunk in _chunks(response):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= cap or guard.fired:
-            break
-    return b"".join(chunks)[:cap]
-
-
-def _chunks(response: requests.Response) -> Iterator[bytes]:
-    """Body bytes as they arrive (decompressed), so a deadline is checked between reads."""
-    raw = response.raw
-    if not hasattr(raw, "read1"):  # pragma: no cover - urllib3 < 2
-        yield from response.iter_content(16 * 1024)
-        return
-    try:
-        while chunk := raw.read1(64 * 1024, decode_content=True):
-            yield chunk
-    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError) as exc:
-        raise requests.exceptions.ConnectionError(exc) from None
-
-
-class _BrokenBody(Exception):
-    """The body could not be read in full: retried like a connection error."""
-
-    def __init__(self, error: FetchError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _retry_after(value: str | None, clock: Clock) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - clock()).total_seconds())

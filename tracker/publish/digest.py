@@ -31,7 +31,7 @@ from tracker.core.files import atomic_write
 from tracker.core.times import iso, parse_iso, stem_for
 from tracker.publish import site_layout
 from tracker.publish.report import flag_views, human_time, imported_label, template_env
-from tracker.storage.index import compute_change
+from tracker.storage.index_rows import compute_change
 
 log = logging.getLogger("tracker.digest")  # the name log lines have always shown
 

@@ -29,7 +29,7 @@ from tracker.core.errors import StoreError
 from tracker.core.files import atomic_write
 from tracker.core.models import Source
 from tracker.core.times import iso, stem_for
-from tracker.storage.index import compute_change
+from tracker.storage.index_rows import compute_change
 
 log = logging.getLogger("tracker.report")  # the name log lines have always shown
 

@@ -2,17 +2,16 @@
 
 Everything here can be rebuilt from the store's files (`rebuild`), and the
 pipeline keeps it up to date incrementally. Both paths go through the same
-row-building functions, so a rebuilt index equals an incrementally built one.
+row-building functions (`index_rows`), so a rebuilt index equals an incrementally built
+one. The tables themselves are declared in `index_schema`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,33 +22,24 @@ from typing import Any
 import sqlite_utils
 
 from tracker.analysis.change import Change
-from tracker.analysis.clauses import compare_clauses
-from tracker.analysis.diff import word_diff
-from tracker.analysis.segments import segment
-from tracker.analysis.topics import Topic, default_topics, flags_for
+from tracker.analysis.topics import Topic, default_topics
 from tracker.core.errors import StoreError
-from tracker.core.models import Source, Validators, Version
+from tracker.core.models import Source, Validators
 from tracker.core.statuses import FAILED, OUTCOMES
 from tracker.core.times import iso
+from tracker.storage.index_rows import (
+    analysis_stamp,
+    change_row,
+    compute_change,
+    decode_change,
+    described,
+    snapshot_row,
+    version_row,
+)
+from tracker.storage.index_schema import TABLES, create_schema
 from tracker.storage.store import Capture, Store
 
 log = logging.getLogger("tracker.index")  # the name log lines have always shown
-
-# The rules that derive changes, clause changes and flags from two texts (clause
-# identity, cosmetic reasons, topic matching). Bump it when they change, so an index
-# derived by an older version is derived again (see `Index.analysis_current`).
-ANALYSIS_VERSION = 3  # 3: bounded clause and topic matching (coarse past the bounds)
-
-TABLES = (
-    "documents",
-    "snapshots",
-    "versions",
-    "changes",
-    "clause_changes",
-    "flags",
-    "runs",
-    "fetch_errors",
-)
 
 
 class Index:
@@ -60,7 +50,7 @@ class Index:
         self.db = sqlite_utils.Database(self.path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA busy_timeout=30000")
-        self._create_schema()
+        create_schema(self.db)
         self._batch: _Batch | None = None
         unstamped = self.db.execute("select 1 from meta where key = 'analysis'").fetchone() is None
         if unstamped and self.analysis_current():  # a new, empty index: today's rules
@@ -137,143 +127,6 @@ class Index:
             self.db.conn.execute("COMMIT")
             batch.writes = 0
 
-    def _create_schema(self) -> None:
-        db = self.db
-        db.table("documents").create(
-            {
-                "id": str,
-                "service": str,
-                "title": str,
-                "url": str,
-                "configured": int,
-                "versions": int,
-                "changes": int,
-                "first_captured": str,
-                "last_version": str,
-                "last_changed": str,
-                "last_checked": str,
-                "last_status": str,
-                "last_ok": str,
-                "failing_since": str,
-                "last_error_kind": str,
-                "last_error": str,
-                "etag": str,
-                "last_modified": str,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        db.table("snapshots").create(
-            {
-                "document": str,
-                "captured_at": str,
-                "sha256": str,
-                "path": str,
-                "bytes": int,
-                "url": str,
-                "final_url": str,
-                "status": int,
-                "content_type": str,
-                "encoding": str,
-                "etag": str,
-                "last_modified": str,
-            },
-            pk=("document", "captured_at"),
-            if_not_exists=True,
-        )
-        db.table("versions").create(
-            {
-                "document": str,
-                "captured_at": str,
-                "sha256": str,
-                "path": str,
-                "bytes": int,
-                "snapshot_sha256": str,
-                "snapshot_path": str,
-                "imported": str,
-            },
-            pk=("document", "captured_at"),
-            if_not_exists=True,
-        )
-        db.table("changes").create(
-            {
-                "document": str,
-                "to_captured_at": str,
-                "from_captured_at": str,
-                "from_sha256": str,
-                "to_sha256": str,
-                "added_words": int,
-                "removed_words": int,
-                "sections": str,
-                "summary": str,
-                "extraction_changed": int,
-                "cosmetic": int,
-                "flagged_topics": str,
-                "cosmetic_reason": str,
-            },
-            pk=("document", "to_captured_at"),
-            if_not_exists=True,
-        )
-        _add_column(db.table("changes"), "cosmetic_reason", str)
-        db.table("clause_changes").create(
-            {
-                "document": str,
-                "to_captured_at": str,
-                "position": int,
-                "kind": str,
-                "section": str,
-                "before": str,
-                "after": str,
-                "cosmetic": int,
-            },
-            pk=("document", "to_captured_at", "position"),
-            if_not_exists=True,
-        )
-        db.table("flags").create(
-            {
-                "document": str,
-                "to_captured_at": str,
-                "position": int,
-                "topic": str,
-                "kind": str,
-                "text": str,
-                "matched": str,
-                "section": str,
-            },
-            pk=("document", "to_captured_at", "position"),
-            if_not_exists=True,
-        )
-        db.table("runs").create(
-            {
-                "id": str,
-                "started_at": str,
-                "ended_at": str,
-                "documents": int,
-                "new": int,
-                "changed": int,
-                "unchanged": int,
-                "failed": int,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        db.table("fetch_errors").create(
-            {
-                "run_id": str,
-                "document": str,
-                "at": str,
-                "kind": str,
-                "message": str,
-                "http_status": int,
-            },
-            pk=("run_id", "document"),
-            if_not_exists=True,
-        )
-        db.table("versions").create_index(["document", "sha256"], if_not_exists=True)
-        db.table("changes").create_index(["to_captured_at"], if_not_exists=True)
-        # Not in TABLES: what the rows were derived with, not rows of the store.
-        db.execute("create table if not exists meta (key text primary key, value text)")
-
     # --- writing -------------------------------------------------------------------------
 
     def upsert_sources(self, sources: Iterable[Source], store: Store) -> None:
@@ -294,7 +147,7 @@ class Index:
                 if r["id"] not in configured
             ]
             for document in others:
-                self.db.table("documents").update(document, _described(store, document))
+                self.db.table("documents").update(document, described(store, document))
 
     def add_capture(self, capture: Capture, change: Change | None) -> None:
         """Record a new capture (and the change it makes) in one transaction."""
@@ -481,7 +334,7 @@ class Index:
             for document in store.documents():
                 if document not in configured:
                     self.db.table("documents").upsert(
-                        {"id": document, **_described(store, document)}, pk="id"
+                        {"id": document, **described(store, document)}, pk="id"
                     )
                 try:
                     self.rebuild_document(store, document)
@@ -649,7 +502,7 @@ class Index:
             sql += " where document = ?"
             params.append(document)
         sql += " order by to_captured_at desc, document"
-        return [_decode_change(r) for r in self.db.query(sql, params)]
+        return [decode_change(r) for r in self.db.query(sql, params)]
 
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         return list(
@@ -679,107 +532,3 @@ class _Batch:
 
     def due(self) -> bool:
         return self.writes >= self.max_writes or time.monotonic() - self.opened >= self.seconds
-
-
-def compute_change(
-    store: Store, before: Version, after: Version, topics: Sequence[Topic] | None = None
-) -> Change:
-    """The word diff, the clause changes and the topic flags between two versions."""
-    old, new = store.read_text(before), store.read_text(after)
-    diff = word_diff(old, new)
-    comparison = compare_clauses(segment(old), segment(new))
-    clauses = tuple(comparison.changes)
-    flags = tuple(flags_for(clauses, default_topics() if topics is None else topics))
-    return Change(after.document, before, after, diff, clauses, flags, comparison.coarse)
-
-
-def snapshot_row(capture: Capture) -> dict[str, Any]:
-    s = capture.snapshot
-    return {
-        "document": s.document,
-        "captured_at": iso(s.captured_at),
-        "sha256": s.sha256,
-        "path": s.path,
-        "bytes": s.bytes,
-        "url": s.url,
-        "final_url": s.final_url,
-        "status": s.status,
-        "content_type": s.content_type,
-        "encoding": s.encoding,
-        "etag": s.etag,
-        "last_modified": s.last_modified,
-    }
-
-
-def version_row(version: Version) -> dict[str, Any]:
-    return {
-        "document": version.document,
-        "captured_at": iso(version.captured_at),
-        "sha256": version.sha256,
-        "path": version.path,
-        "bytes": version.bytes,
-        "snapshot_sha256": version.snapshot_sha256,
-        "snapshot_path": version.snapshot_path,
-        "imported": json.dumps(version.imported, sort_keys=True) if version.imported else None,
-    }
-
-
-def change_row(change: Change) -> dict[str, Any]:
-    return {
-        "document": change.document,
-        "to_captured_at": iso(change.after.captured_at),
-        "from_captured_at": iso(change.before.captured_at),
-        "from_sha256": change.before.sha256,
-        "to_sha256": change.after.sha256,
-        "added_words": change.diff.added_words,
-        "removed_words": change.diff.removed_words,
-        "sections": json.dumps(list(change.diff.sections), ensure_ascii=False),
-        "summary": change.summary,
-        "extraction_changed": int(change.extraction_changed),
-        "cosmetic": int(change.cosmetic),
-        "cosmetic_reason": change.cosmetic_reason,
-        "flagged_topics": json.dumps(sorted({f.topic for f in change.flags})),
-    }
-
-
-def analysis_stamp(topics: Sequence[Topic]) -> str:
-    """What the derived rows depend on besides the files: the analysis rules' version and
-    the watched topics (a topic added in tracker.toml must flag the past too)."""
-    data = repr((ANALYSIS_VERSION, tuple(topics))).encode("utf-8")
-    return f"{ANALYSIS_VERSION}:{hashlib.sha256(data).hexdigest()[:16]}"
-
-
-def _add_column(table: sqlite_utils.db.Table, name: str, kind: type) -> None:
-    """Add a column that a newer version writes to an index an older one made (empty in
-    old rows until `verify --repair` or a rebuild). Another process may add it first."""
-    if name in table.columns_dict:
-        return
-    try:
-        table.add_column(name, kind)
-    except sqlite3.OperationalError as error:
-        if "duplicate column" not in str(error):
-            raise
-
-
-def _decode_change(row: dict[str, Any]) -> dict[str, Any]:
-    row = dict(row)
-    row["sections"] = json.loads(row["sections"] or "[]")
-    row["extraction_changed"] = bool(row["extraction_changed"])
-    row["cosmetic"] = bool(row["cosmetic"])
-    row["flagged_topics"] = json.loads(row["flagged_topics"] or "[]")
-    return row
-
-
-def _described(store: Store, document: str) -> dict[str, Any]:
-    """A document no longer configured, described by its latest capture."""
-    try:
-        latest = store.latest_capture(document)
-    except StoreError:
-        latest = None  # damaged: `verify` names it; the document is still listed
-    meta = latest.meta if latest else {}
-    return {
-        "configured": 0,
-        "service": meta.get("service"),
-        "title": meta.get("title"),
-        "url": meta.get("url"),
-    }
