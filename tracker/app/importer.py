@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit
 from tracker.app.pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
 from tracker.config.settings import document_id_problem as config_id_problem
 from tracker.core.errors import ArgumentError, ConfigError, FetchError, TrackerError
-from tracker.core.files import atomic_write, read_bytes
+from tracker.core.files import read_bytes
 from tracker.core.models import FetchResult, Source, Validators, Version
 from tracker.core.times import iso, parse_iso
 from tracker.extract.engine import extraction_key
@@ -537,10 +537,7 @@ def wayback_items(
             f"{document} is not configured; its URL is what the archive is asked for"
         )
     fetcher = fetcher or Fetcher(tracker.config.fetch)
-    state_path = tracker.store.imports_dir(document) / "wayback.json"
-    done: set[str] = set()
-    if state_path.exists():
-        done = set(json.loads(state_path.read_text(encoding="utf-8")).get("done", []))
+    done = tracker.store.import_progress(document, "wayback")
     captures = wayback_captures(fetcher, base, source.url, since, until)
     todo = [c for c in captures if c[0] not in done]
     if limit is not None:
@@ -570,4 +567,4 @@ def wayback_items(
             original,
         )
         done.add(stamp)
-        atomic_write(state_path, json.dumps({"done": sorted(done)}, indent=1).encode())
+        tracker.store.save_import_progress(document, "wayback", done)

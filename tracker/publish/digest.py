@@ -11,7 +11,6 @@ duplicate, never a loss).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import textwrap
 from collections.abc import Callable, Sequence
@@ -35,7 +34,6 @@ from tracker.storage.index import compute_change
 
 log = logging.getLogger("tracker.digest")  # the name log lines have always shown
 
-LEDGER_DIR = "_digests"
 MAX_FLAGS = 10  # flagged clauses shown per change; the change page has them all
 MAX_CLAUSES = 15  # other clause changes listed per change
 MAX_SUBJECT_TOPICS = 3
@@ -98,26 +96,24 @@ class Ledger:
 
 
 def ledger_path(tracker: Tracker, digest_id: str) -> Path:
-    return tracker.store.root / LEDGER_DIR / f"{digest_id}.json"
+    return tracker.store.digest_ledger_path(digest_id)
 
 
 def load_ledger(tracker: Tracker, digest_id: str) -> Ledger | None:
-    path = ledger_path(tracker, digest_id)
-    if not path.exists():
-        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = tracker.store.digest_ledger(digest_id)
+        if data is None:
+            return None
         return Ledger(data["digest"], data["started_at"], data["window_start"], data["sent"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoreError(
-            f"{path}: unreadable digest ledger ({exc}); fix or remove it"
-            " (removing it starts the digest afresh)"
+            f"{ledger_path(tracker, digest_id)}: unreadable digest ledger ({exc}); fix or"
+            " remove it (removing it starts the digest afresh)"
         ) from None
 
 
 def save_ledger(tracker: Tracker, ledger: Ledger) -> None:
-    data = json.dumps(ledger.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    atomic_write(ledger_path(tracker, ledger.digest), data.encode("utf-8"))
+    tracker.store.write_digest_ledger(ledger.digest, ledger.to_json())
 
 
 def new_ledger(settings: DigestSettings, now: datetime, *, include_all: bool) -> Ledger:
