@@ -34,6 +34,7 @@ from requests.utils import requote_uri
 
 from tracker import __version__
 from tracker.config.settings import PROJECT_URL, FetchSettings
+from tracker.core import failures
 from tracker.core.errors import FetchError, connection_kind, printable, short_error
 from tracker.core.models import FetchResult, Source, Validators
 from tracker.fetch import transport, walls
@@ -160,7 +161,8 @@ class Fetcher:
             hops.append(current)
             if len(hops) > MAX_REDIRECTS:
                 raise FetchError(
-                    "redirects", f"more than {MAX_REDIRECTS} redirects (the last to {following})"
+                    failures.REDIRECTS,
+                    f"more than {MAX_REDIRECTS} redirects (the last to {following})",
                 )
             _judge_redirect(url, following, source, response.status_code)
             current = following
@@ -271,7 +273,7 @@ class Fetcher:
             return exc
         except Exception as exc:  # a bug or an odd library error: one document only
             log.exception("%s: unexpected error while fetching", source.id)
-            return FetchError("error", f"{type(exc).__name__}: {exc}")
+            return FetchError(failures.ERROR, f"{type(exc).__name__}: {exc}")
 
     def _fetch_limited(self, source: Source, validators: Validators | None) -> FetchResult:
         host = (urlsplit(source.url).hostname or "").lower()
@@ -279,7 +281,7 @@ class Fetcher:
             limit = self._host_limits.setdefault(host, threading.Semaphore(self.settings.per_host))
         with limit:
             if self._cancelled.is_set():
-                raise FetchError("cancelled", "the run was stopped before this fetch began")
+                raise FetchError(failures.CANCELLED, "the run was stopped before this fetch began")
             if self.settings.robots if source.robots is None else source.robots:
                 refused = self.robots.check(source.url)
                 if refused is not None:
@@ -298,8 +300,8 @@ class Fetcher:
         try:
             return self._fetch_http(source, validators)
         except FetchError as error:
-            blocked = error.kind == "bot_wall" or (
-                error.kind == "http" and error.status in FALLBACK_STATUSES
+            blocked = error.kind == failures.BOT_WALL or (
+                error.kind == failures.HTTP and error.status in FALLBACK_STATUSES
             )
             if not (blocked and source.browser_fallback):
                 raise
@@ -319,7 +321,7 @@ class Fetcher:
         try:
             result = self.browser.fetch(source, self._cancelled)
         except FetchError as again:
-            if again.kind in ("bot_wall", "login_wall", "cancelled"):
+            if again.kind in (failures.BOT_WALL, failures.LOGIN_WALL, failures.CANCELLED):
                 raise FetchError(
                     again.kind, f"{again}; the plain fetch had: {error}", status=again.status
                 ) from None
@@ -360,7 +362,7 @@ class Fetcher:
                 return outcome
             if isinstance(outcome, tuple):
                 last_error, retry_after = outcome
-                wall_attempts += last_error.kind == "bot_wall"
+                wall_attempts += last_error.kind == failures.BOT_WALL
                 if retry_after is not None:
                     wait = retry_after
             else:
@@ -370,8 +372,8 @@ class Fetcher:
                 self.sleep(wait)
         assert last_error is not None
         kind = last_error.kind
-        if kind == "bot_wall" and wall_attempts < settings.retries + 1:
-            kind = "http"  # a wall only when every attempt was one
+        if kind == failures.BOT_WALL and wall_attempts < settings.retries + 1:
+            kind = failures.HTTP  # a wall only when every attempt was one
         raise FetchError(
             kind,
             f"{last_error} (after {settings.retries + 1} attempts)",
@@ -394,7 +396,7 @@ class Fetcher:
         except requests.exceptions.Timeout as exc:
             if guard.fired:
                 raise
-            return FetchError("timeout", f"timed out after {settings.timeout:g} s: {exc}")
+            return FetchError(failures.TIMEOUT, f"timed out after {settings.timeout:g} s: {exc}")
         except requests.exceptions.ConnectionError as exc:
             if guard.fired:
                 raise
@@ -402,13 +404,13 @@ class Fetcher:
         except requests.exceptions.RequestException as exc:
             if guard.fired:
                 raise
-            raise FetchError("error", f"request failed: {short_error(exc)}") from None
+            raise FetchError(failures.ERROR, f"request failed: {short_error(exc)}") from None
         with response:
             status = response.status_code
             if status in RETRY_STATUSES:
                 retry_after = _retry_after(response.headers.get("Retry-After"), self.clock)
                 wall = self._wall(source, response)
-                error = wall or FetchError("http", f"HTTP {status}", status=status)
+                error = wall or FetchError(failures.HTTP, f"HTTP {status}", status=status)
                 if retry_after is not None and retry_after > settings.max_retry_after:
                     raise FetchError(
                         error.kind,
@@ -422,12 +424,12 @@ class Fetcher:
                 return self._result(source, response, b"", attempt, started, True, hops)
             if status >= 400:
                 raise self._wall(source, response) or FetchError(
-                    "http", f"HTTP {status} {reason}".rstrip(), status=status
+                    failures.HTTP, f"HTTP {status} {reason}".rstrip(), status=status
                 )
             if status not in CAPTURE_STATUSES:
                 # 202 is how some bot walls answer; a 3xx here had no usable Location.
                 raise self._wall(source, response) or FetchError(
-                    "http", f"HTTP {status} {reason}: not a page to record", status=status
+                    failures.HTTP, f"HTTP {status} {reason}: not a page to record", status=status
                 )
             body = self._read_body(response, guard)
             if guard.fired:  # the body ended because the deadline shut the socket
@@ -463,29 +465,33 @@ class Fetcher:
         cap = settings.max_bytes
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cap:
-            raise FetchError("too_large", f"body of {declared} bytes exceeds the {cap} byte cap")
+            raise FetchError(
+                failures.TOO_LARGE, f"body of {declared} bytes exceeds the {cap} byte cap"
+            )
         deadline = guard.deadline
         chunks, size = [], 0
         try:
             for chunk in _chunks(response):
                 size += len(chunk)
                 if size > cap:
-                    raise FetchError("too_large", f"body exceeds the {cap} byte cap")
+                    raise FetchError(failures.TOO_LARGE, f"body exceeds the {cap} byte cap")
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise _BrokenBody(
                         FetchError(
-                            "timeout",
+                            failures.TIMEOUT,
                             f"body not complete after {settings.timeout:g} s ({size} bytes)",
                         )
                     )
         except requests.exceptions.Timeout as exc:
             raise _BrokenBody(
-                FetchError("timeout", f"timed out reading: {short_error(exc)}")
+                FetchError(failures.TIMEOUT, f"timed out reading: {short_error(exc)}")
             ) from None
         except requests.exceptions.RequestException as exc:
             raise _BrokenBody(
-                FetchError("connection", f"connection broke while reading: {short_error(exc)}")
+                FetchError(
+                    failures.CONNECTION, f"connection broke while reading: {short_error(exc)}"
+                )
             ) from None
         return b"".join(chunks)
 
@@ -553,7 +559,7 @@ def _judge_redirect(url: str, following: str, source: Source | None, status: int
     scheme = urlsplit(following).scheme.lower()
     if scheme not in SCHEMES:
         raise FetchError(
-            "blocked_destination",
+            failures.BLOCKED_DESTINATION,
             f"refused a redirect to a {scheme or 'schemeless'} address: {printable(following)}",
             status=status,
         )
@@ -563,9 +569,11 @@ def _judge_redirect(url: str, following: str, source: Source | None, status: int
     if asked and landed and asked != landed and landed not in source.allow_hosts:
         login = walls.login_redirect(url, following)
         if login:
-            raise FetchError("login_wall", f"{login} ({printable(following)})", status=status)
+            raise FetchError(
+                failures.LOGIN_WALL, f"{login} ({printable(following)})", status=status
+            )
         raise FetchError(
-            "offsite_redirect",
+            failures.OFFSITE_REDIRECT,
             f"redirected to another site: {printable(following)} (not requested; add"
             f" {printable(landed)!r} to the document's allow_hosts if that is expected)",
             status=status,

@@ -27,6 +27,7 @@ from tracker.app.pipeline import Tracker
 from tracker.config.settings import DigestSettings
 from tracker.core.errors import ConfigError, StoreError
 from tracker.core.files import atomic_write
+from tracker.core.statuses import FAILED, NOTHING, SENT
 from tracker.core.times import iso, parse_iso, stem_for
 from tracker.publish import site_layout
 from tracker.publish.report import flag_views, human_time, imported_label, template_env
@@ -375,7 +376,7 @@ class Outcome:
     """What `digest` did for one configured digest."""
 
     digest: str
-    status: str  # sent, nothing, dry-run, outbox, failed
+    status: str  # SENT, NOTHING, DRY_RUN, OUTBOX or FAILED (the modes keep their name)
     changes: tuple[ChangeKey, ...] = ()
     subject: str | None = None
     message_id: str | None = None
@@ -487,7 +488,7 @@ def _one(
         log.warning("digest %s: left out %s: %s", settings.id, document, why)
     skipped = tuple(f"{d}: {why}" for d, why in damaged.items())
     if not changes:
-        return Outcome(settings.id, "nothing", first_run=first, skipped=skipped)
+        return Outcome(settings.id, NOTHING, first_run=first, skipped=skipped)
     previous = max((e["sent_at"] for e in ledger.sent), default=None)
     window_start = None if include_all or previous else ledger.window_start
     digest = build(
@@ -517,13 +518,13 @@ def _one(
     try:
         send(digest.message)
     except SendError as exc:
-        return dataclasses.replace(base, status="failed", error=str(exc))
+        return dataclasses.replace(base, status=FAILED, error=str(exc))
     sent_at = iso(now)
     ledger.sent.extend(
         {**k.to_json(), "sent_at": sent_at, "message_id": digest.message_id} for k in digest.keys
     )
     save_ledger(tracker, ledger)
-    return dataclasses.replace(base, status="sent")
+    return dataclasses.replace(base, status=SENT)
 
 
 def _outbox_path(folder: Path, digest_id: str, now: datetime) -> Path:
