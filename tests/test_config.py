@@ -192,3 +192,24 @@ def test_smtp_ca_file_is_relative_to_the_config_and_must_exist(tmp_path: Path) -
 def test_smtp_and_digest_errors_name_the_table_and_key(extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"^tracker\.toml: .*" + message):
         parse(GOOD_DOC + extra)
+
+
+@pytest.mark.parametrize(
+    ("table", "allowed"),
+    [
+        (
+            "fetch",
+            "backoff, browser_allow_hosts, browser_path, confirm_shrink, host_delay,"
+            " max_bytes, max_retry_after, max_shrink, min_chars, per_host, retries, robots,"
+            " timeout, user_agent, workers",
+        ),
+        ("site", "build_after_run, out, site_url, title"),
+        ("schedule", "report, report_out, run, site, timezone"),
+        ("noise", "drop_params, flip_window, remove, replace"),
+    ],
+)
+def test_a_tables_keys_are_its_settings_fields(table: str, allowed: str) -> None:
+    # Derived from the dataclasses (`fields_of`): the keys, and the error, as they were.
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"[{table}]\nbogus = 1\n", name="t.toml", root=Path("/tmp"))
+    assert str(caught.value) == f"t.toml: [{table}]: unknown key 'bogus' (allowed: {allowed})"

@@ -111,3 +111,34 @@ def test_the_stores_own_records_are_not_documents(tmp_path: Path) -> None:
     for record in ("_runs/x.json", "_imports/acme/terms/wayback.json", "_digests/daily.json"):
         atomic_write(tmp_path / record, b"{}")
     assert store.documents() == ["acme/terms"]
+
+
+def test_the_stores_own_records_round_trip_byte_for_byte(tmp_path: Path) -> None:
+    # Digest ledgers and import progress go through the store, in the bytes they always had.
+    store = Store(tmp_path)
+    assert store.digest_ledger("daily") is None
+    ledger = {"digest": "daily", "started_at": "x", "window_start": None, "sent": []}
+    store.write_digest_ledger("daily", ledger)
+    written = (tmp_path / "_digests" / "daily.json").read_bytes()
+    assert written == (json.dumps(ledger, indent=2, sort_keys=True) + "\n").encode()
+    assert store.digest_ledger("daily") == ledger
+    assert store.import_progress("acme/terms", "wayback") == set()
+    store.save_import_progress("acme/terms", "wayback", {"2024", "2023"})
+    progress = tmp_path / "_imports" / "acme" / "terms" / "wayback.json"
+    assert progress.read_bytes() == json.dumps({"done": ["2023", "2024"]}, indent=1).encode()
+    assert store.import_progress("acme/terms", "wayback") == {"2023", "2024"}
+
+
+def test_only_storage_uses_the_stores_private_functions() -> None:
+    # One owner for the store folder: other packages go through `Store`'s methods.
+    root = Path(__file__).resolve().parent.parent / "tracker"
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.parent.name != "storage"
+        and (
+            "tracker.storage.store import _" in (text := path.read_text(encoding="utf-8"))
+            or "store._" in text
+        )
+    ]
+    assert offenders == []

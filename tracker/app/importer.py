@@ -26,16 +26,18 @@ from urllib.parse import quote, urlsplit
 
 from tracker.app.pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
 from tracker.config.values import document_id_problem as config_id_problem
+from tracker.core import failures
 from tracker.core.errors import ArgumentError, ConfigError, FetchError, TrackerError
-from tracker.core.files import atomic_write, read_bytes
+from tracker.core.files import read_bytes
 from tracker.core.models import FetchResult, Source, Validators, Version
+from tracker.core.statuses import FAILED, FLIP, NEW, PRESENT, UNCHANGED
 from tracker.core.times import iso, parse_iso
 from tracker.extract.engine import extraction_key
 from tracker.fetch.http import Fetcher, utcnow
 from tracker.storage.index_rows import compute_change
 from tracker.storage.store import Capture
 
-LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}
+LABELS = {NEW: "new version", FLIP: "flip: capture stored, no version"}
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; a day ahead is not that
 __all__ = ["TEXT_EXTRACTION", "ImportItem", "ImportReport", "import_items"]
 
@@ -96,9 +98,9 @@ class ImportReport:
             "found": self.seen,
             "added": self.added,
             "versions": self.versions,
-            "unchanged": self.skipped,
+            UNCHANGED: self.skipped,
             "flips": self.flips,
-            "failed": self.failed,
+            FAILED: self.failed,
             "failures": dict(sorted(self.failures.items())),
             "failed_captures": [
                 {"captured_at": t, "kind": k, "error": e} for t, k, e in self.failed_captures
@@ -201,7 +203,7 @@ def _read(name: str, data: bytes) -> tuple[bytes, FetchError | None]:
     try:
         return gzip.decompress(data), None
     except (OSError, EOFError, ValueError) as exc:
-        return b"", FetchError("unreadable", f"{name}: not a readable gzip file: {exc}")
+        return b"", FetchError(failures.UNREADABLE, f"{name}: not a readable gzip file: {exc}")
 
 
 def _manifest_entries(folder: Path) -> dict[str, dict[str, Any]]:
@@ -384,14 +386,14 @@ def import_items(
                 )
                 if error is not None:
                     report.fail(item, error)
-                    label = f"failed ({error.kind}): {error}"
+                    label = f"{FAILED} ({error.kind}): {error}"
                 elif capture is None:
                     report.skipped += 1
-                    label = "already present" if status == "present" else "unchanged"
+                    label = "already present" if status == PRESENT else UNCHANGED
                 else:
                     report.added += 1
                     report.versions += capture.version is not None
-                    report.flips += status == "flip"
+                    report.flips += status == FLIP
                     label = LABELS.get(status, "capture stored, same text")
                     rebuild = _index_capture(tracker, captures, capture) or rebuild
                 if progress:
@@ -460,16 +462,16 @@ def _import_one(
         extraction = TEXT_EXTRACTION
         content_type = "text/markdown; charset=utf-8"
     if item.error is not None:
-        return "failed", None, item.error, pending
+        return FAILED, None, item.error, pending
     if item.captured_at > utcnow() + FUTURE_SLACK:
         # A capture dated ahead would stay the latest version for years, and every live
         # run until then would be judged against it: refused, as not the document.
         ahead = FetchError(
-            "future",
+            failures.FUTURE,
             f"dated {iso(item.captured_at)}, more than a day ahead of now:"
             " check the file name, manifest.json or the archive's timestamp",
         )
-        return "failed", None, ahead, pending
+        return FAILED, None, ahead, pending
     url = source.url if source else (item.original_url or item.imported.get("file", ""))
     judged = source or Source(document, "", "", url)
     fetched = FetchResult(
@@ -486,18 +488,18 @@ def _import_one(
     moment = item.captured_at.astimezone(UTC).replace(microsecond=0)
     raw_sha = hashlib.sha256(item.body).hexdigest()
     if any(_same_capture(c, moment, raw_sha) for c in captures):
-        return "present", None, None, pending  # imported before: adds nothing, judged then
+        return PRESENT, None, None, pending  # imported before: adds nothing, judged then
     before = [c for c in captures if c.captured_at < moment]
     versions: list[Version] = [c.version for c in before if c.version is not None]
     state = DocumentState(before[-1] if before else None, pending, lambda: versions)
     # Where the archive found it is no redirect of ours: no offsite or login-redirect check.
     asked = replace(fetched, final_url=url)
     verdict = judge(tracker, judged, asked, state, extraction=extraction, walls_checked=False)
-    if verdict.status == "failed":
+    if verdict.status == FAILED:
         assert verdict.error is not None
-        return "failed", None, verdict.error, verdict.pending
+        return FAILED, None, verdict.error, verdict.pending
     if verdict.text is None:
-        return "unchanged", None, None, verdict.pending
+        return UNCHANGED, None, None, verdict.pending
     imported = {**item.imported, "captured_at": iso(item.captured_at)}
     describe = {"service": source.service, "title": source.title} if source else {}
     if verdict.flip is not None:
@@ -509,7 +511,7 @@ def _import_one(
         extraction=extraction,
         imported=imported,
         describe=describe,
-        new_version=verdict.status != "flip",
+        new_version=verdict.status != FLIP,
     )
     return verdict.status, capture, None, verdict.pending
 
@@ -537,10 +539,7 @@ def wayback_items(
             f"{document} is not configured; its URL is what the archive is asked for"
         )
     fetcher = fetcher or Fetcher(tracker.config.fetch)
-    state_path = tracker.store.imports_dir(document) / "wayback.json"
-    done: set[str] = set()
-    if state_path.exists():
-        done = set(json.loads(state_path.read_text(encoding="utf-8")).get("done", []))
+    done = tracker.store.import_progress(document, "wayback")
     captures = wayback_captures(fetcher, base, source.url, since, until)
     todo = [c for c in captures if c[0] not in done]
     if limit is not None:
@@ -570,4 +569,4 @@ def wayback_items(
             original,
         )
         done.add(stamp)
-        atomic_write(state_path, json.dumps({"done": sorted(done)}, indent=1).encode())
+        tracker.store.save_import_progress(document, "wayback", done)

@@ -21,7 +21,7 @@ from tracker.config.settings import Config
 from tracker.core.errors import FetchError, StoreError, UnknownDocumentError
 from tracker.core.hashes import sha256_hex
 from tracker.core.models import FetchResult, Source, Validators, Version
-from tracker.core.statuses import CHANGED, FAILED, NEW, OUTCOMES, UNCHANGED
+from tracker.core.statuses import CHANGED, FAILED, FLIP, NEW, OUTCOMES, UNCHANGED
 from tracker.core.times import iso
 from tracker.extract.engine import extract_text, extraction_key, normalize_text
 from tracker.fetch import walls
@@ -436,7 +436,7 @@ def judge(
         return Verdict(FAILED, held if suspect.kind == "shrank" else {}, suspect)
     flip = flip_of(state.recent, digest, extraction, tracker.config.flip_window)
     if flip is not None:
-        return Verdict("flip", {}, text=text, flip=flip)
+        return Verdict(FLIP, {}, text=text, flip=flip)
     if previous is not None and previous.sha256 == digest and previous.extraction == extraction:
         return Verdict(UNCHANGED, {}, text=text)
     return Verdict(NEW, {}, text=text)

@@ -29,13 +29,12 @@ from tracker.analysis.topics import flags_for
 from tracker.app.importer import TEXT_EXTRACTION
 from tracker.app.pipeline import Tracker
 from tracker.core.errors import FetchError, StoreError
-from tracker.core.files import atomic_write
 from tracker.core.hashes import sha256_hex
 from tracker.core.models import Source, Version
 from tracker.core.times import iso, stem_for
 from tracker.extract.engine import extract_text, extraction_key
 from tracker.fetch.http import utcnow
-from tracker.storage.store import Capture, _json_bytes
+from tracker.storage.store import Capture
 
 log = logging.getLogger("tracker.reextract")  # the name log lines have always shown
 
@@ -268,7 +267,6 @@ def _write(
 ) -> int:
     """Rewrite what changed: the text first, then the metadata that commits it."""
     store = tracker.store
-    folder = store.document_dir(document)
     written = 0
     for plan in plans:
         capture, version = plan.capture, plan.version
@@ -285,9 +283,8 @@ def _write(
         changed = changed or meta.get("flip_of") != plan.flip
         if not changed:
             continue
-        stem = stem_for(capture.captured_at)
         if version is not None and plan.text is not None and old != new:
-            atomic_write(folder / f"{stem}.md", plan.text.encode("utf-8"))
+            store.write_capture_text(document, capture.captured_at, plan.text)
             written += 1
         history = list(meta.get("reextracted", []))
         history.append({"at": iso(clock()), "version": old, "extraction": meta.get("extraction")})
@@ -296,11 +293,11 @@ def _write(
             meta["flip_of"] = plan.flip
         else:
             meta.pop("flip_of", None)
-        atomic_write(folder / f"{stem}.json", _json_bytes(meta))
+        store.rewrite_capture_meta(document, capture.captured_at, meta)
         written += 1
         if new is None and old is not None:
             # The text file is derived data no metadata names any more.
-            store.resolve_inside(old["path"], f"{document} text").unlink(missing_ok=True)
+            store.remove_text(document, old["path"])
     return written
 
 

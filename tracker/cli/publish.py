@@ -17,6 +17,7 @@ from tracker.cli.base import (
     wait_option,
 )
 from tracker.core.errors import ArgumentError
+from tracker.core.statuses import DRY_RUN, FAILED, NOTHING, OUTBOX, SENT
 
 
 @cli.command()
@@ -175,18 +176,18 @@ def digest(
         changes = f"{count} change{'s' if count != 1 else ''}"
         if as_json:
             pass
-        elif o.status == "nothing":
+        elif o.status == NOTHING:
             if sys.stdout.isatty():
                 click.echo(f"{o.digest}: nothing new to send")
-        elif o.status == "dry-run" and o.built is not None:
+        elif o.status == DRY_RUN and o.built is not None:
             click.echo(f"To: {', '.join(o.recipients)}\nSubject: {o.subject}\n")
             click.echo(o.built.text)
             click.echo(f"({o.digest}: dry run, {changes} not marked sent)\n")
-        elif o.status == "outbox":
+        elif o.status == OUTBOX:
             click.echo(f"{o.digest}: wrote {o.path} ({changes}, not marked sent)")
-        elif o.status == "sent":
+        elif o.status == SENT:
             click.echo(f"{o.digest}: sent {changes} to {', '.join(o.recipients)}")
-        if o.status == "failed":
+        if o.status == FAILED:
             click.echo(f"Error: {o.digest}: {o.error}; nothing marked sent", err=True)
-    if any(o.status == "failed" or o.skipped for o in outcomes):
+    if any(o.status == FAILED or o.skipped for o in outcomes):
         sys.exit(1)

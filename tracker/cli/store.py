@@ -16,6 +16,7 @@ from tracker.cli.base import (
     pass_context,
     wait_option,
 )
+from tracker.core.statuses import FAILED
 from tracker.core.times import iso
 
 
@@ -105,7 +106,7 @@ def import_(
         raise click.UsageError("--git needs --path FILE (the file inside the repository)")
 
     def progress(item: ImportItem, outcome: str) -> None:
-        if each or outcome.startswith("failed"):
+        if each or outcome.startswith(FAILED):
             click.echo(f"  {iso(item.captured_at)}  {outcome}", err=True)
 
     with obj.tracker() as tracker, _stop_on_sigterm():

@@ -39,80 +39,13 @@ from tracker.core.times import parse_duration
 
 PROJECT_URL = "https://github.com/tos-tracker/tos-tracker"
 
-DOCUMENT_KEYS = {
-    "id",
-    "service",
-    "title",
-    "url",
-    "select",
-    "remove",
-    "robots",
-    "allow_hosts",
-    "min_chars",
-    "max_shrink",
-    "noise",
-    "browser",
-    "browser_fallback",
-}
-REQUIRED_DOCUMENT_KEYS = ("id", "service", "title", "url")
-TOP_KEYS = {
-    "store",
-    "fetch",
-    "report",
-    "documents",
-    "topics",
-    "analysis",
-    "schedule",
-    "status",
-    "site",
-    "smtp",
-    "digests",
-    "noise",
-}
-# [noise] (every document) and a document's own `noise` table; flip_window is global only.
-NOISE_KEYS = {"replace", "remove", "drop_params", "flip_window"}
-DOCUMENT_NOISE_KEYS = {"replace", "remove", "drop_params"}
 DEFAULT_FLIP_WINDOW = 5
-SMTP_KEYS = {
-    "host",
-    "port",
-    "security",
-    "username",
-    "sender",
-    "ca_file",
-    "timeout",
-    "allow_plaintext_password",
-}
 SMTP_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
-DIGEST_KEYS = {"id", "to", "period", "topics", "documents", "cosmetic", "schedule"}
 # When `tos-tracker schedule` sends each digest unless it says otherwise (its own cron).
 DIGEST_SCHEDULES = {"daily": "0 7 * * *", "weekly": "0 7 * * 1"}
 DIGEST_PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 # Digest ids name a ledger file (`snapshots/_digests/<id>.json`): one flat slug.
 DIGEST_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-SITE_KEYS = {"out", "site_url", "title", "build_after_run"}
-SCHEDULE_KEYS = {"run", "report", "report_out", "site", "timezone"}
-STATUS_KEYS = {"max_failing", "max_stale"}
-ANALYSIS_KEYS = {"default_topics"}
-STORE_KEYS = {"path", "index"}
-FETCH_KEYS = {
-    "timeout",
-    "retries",
-    "backoff",
-    "max_retry_after",
-    "workers",
-    "per_host",
-    "user_agent",
-    "max_bytes",
-    "robots",
-    "host_delay",
-    "min_chars",
-    "max_shrink",
-    "confirm_shrink",
-    "browser_path",
-    "browser_allow_hosts",
-}
-REPORT_KEYS = {"templates"}
 
 
 @dataclass(frozen=True)
@@ -210,6 +143,56 @@ class Config:
     @functools.cached_property
     def _by_id(self) -> dict[str, Source]:
         return {s.id: s for s in self.sources}
+
+
+# --- the keys each table takes ------------------------------------------------------------
+# A table that fills one settings dataclass takes exactly that dataclass's fields, so a
+# field added there is a key here. The tables that do not map 1:1 are listed by hand:
+# the top level (table names), [store] (`path`, `index` → `Config.store_path`,
+# `index_path`), [report] (`templates`), [analysis] (`default_topics` → `Config.topics`),
+# [status] (two `Config` fields), a `replace` item (`pattern`, `with`), and [noise], which
+# adds the global `flip_window` (`Config.flip_window`) to a document's noise keys.
+
+
+def fields_of(settings: type) -> frozenset[str]:
+    """The keys a table that fills the dataclass `settings` takes: its field names."""
+    return frozenset(f.name for f in dataclasses.fields(settings))
+
+
+DOCUMENT_KEYS = fields_of(Source)
+REQUIRED_DOCUMENT_KEYS = tuple(
+    f.name
+    for f in dataclasses.fields(Source)
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+)  # id, service, title, url: in the order errors name them
+DOCUMENT_NOISE_KEYS = fields_of(NoiseFilters)
+NOISE_KEYS = DOCUMENT_NOISE_KEYS | {"flip_window"}  # flip_window is global only
+FETCH_KEYS = fields_of(FetchSettings)
+SITE_KEYS = fields_of(SiteSettings)
+SMTP_KEYS = fields_of(SmtpSettings)  # the password comes from the environment only
+DIGEST_KEYS = fields_of(DigestSettings)
+SCHEDULE_KEYS = fields_of(ScheduleSettings)
+TOP_KEYS = frozenset(
+    {
+        "store",
+        "fetch",
+        "report",
+        "documents",
+        "topics",
+        "analysis",
+        "schedule",
+        "status",
+        "site",
+        "smtp",
+        "digests",
+        "noise",
+    }
+)
+STORE_KEYS = frozenset({"path", "index"})
+REPORT_KEYS = frozenset({"templates"})
+ANALYSIS_KEYS = frozenset({"default_topics"})
+STATUS_KEYS = frozenset({"max_failing", "max_stale"})
+REPLACE_KEYS = frozenset({"pattern", "with"})
 
 
 def default_config_text() -> str:

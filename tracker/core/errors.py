@@ -6,6 +6,8 @@ import errno
 import re
 from collections.abc import Collection, Mapping
 
+from tracker.core import failures
+
 # C0 and C1 controls (ESC, CR, BEL, CSI…), DEL, and the bidirectional overrides: what a
 # server's words (a reason phrase, a header, an address) must never bring to a terminal.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -39,6 +41,7 @@ class FetchError(TrackerError):
     """A document could not be fetched; `kind` says which way it failed."""
 
     def __init__(self, kind: str, message: str, status: int | None = None) -> None:
+        """`kind` is one of `tracker.core.failures.KINDS`."""
         # Messages quote what servers said; they reach terminals, JSON, logs and HTML.
         super().__init__(printable(message, 4000))
         self.kind = kind
@@ -69,7 +72,7 @@ def connection_kind(exc: Exception) -> str:
     else `connection`: the two ways "no network" reads for a fetch or a robots.txt."""
     text = str(exc)
     signs = ("NameResolutionError", "Name or service not known", "getaddrinfo")
-    return "dns" if any(sign in text for sign in signs) else "connection"
+    return failures.DNS if any(sign in text for sign in signs) else failures.CONNECTION
 
 
 def short_error(exc: Exception) -> str:

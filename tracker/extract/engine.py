@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
+from tracker.core import failures
 from tracker.core.errors import FetchError
 from tracker.core.models import NoiseFilters
 from tracker.extract import lxml_engine as extract_lxml
@@ -111,7 +112,7 @@ def _check_for_soupsieve(selectors: Sequence[str]) -> None:
     for selector in selectors:
         if problem := soupsieve_problem(selector):
             raise FetchError(
-                "selector",
+                failures.SELECTOR,
                 f"this page needs the BeautifulSoup engine, which cannot read the selector"
                 f" {selector!r} ({problem}); write it in standard CSS",
             )
@@ -130,7 +131,7 @@ def extract_with(
     blocks = engine(body, encoding, select, [*remove, *noise.remove])
     if blocks is None:
         raise FetchError(
-            "selector",
+            failures.SELECTOR,
             f"no element matched the select selectors {list(select)!r}",
         )
     return filter_text(normalize_text("\n\n".join(blocks)), noise)

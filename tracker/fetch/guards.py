@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from tracker.core import failures
 from tracker.core.errors import FetchError
 from tracker.core.models import FetchResult, Source
 
@@ -32,21 +33,23 @@ def check_response(source: Source, fetched: FetchResult) -> FetchError | None:
     if fetched.not_modified:
         return None
     if not fetched.body.strip():
-        return FetchError("empty", "the server sent an empty body", fetched.status)
+        return FetchError(failures.EMPTY, "the server sent an empty body", fetched.status)
     declared = (fetched.content_type or "").split(";")[0].strip().lower()
     if declared and declared not in TEXT_TYPES:
         return FetchError(
-            "content_type", f"the server sent {declared!r}, not a web page", fetched.status
+            failures.CONTENT_TYPE, f"the server sent {declared!r}, not a web page", fetched.status
         )
     if looks_binary(fetched.body):
         label = declared or "no content type"
         return FetchError(
-            "content_type", f"the body is binary data ({label}), not a web page", fetched.status
+            failures.CONTENT_TYPE,
+            f"the body is binary data ({label}), not a web page",
+            fetched.status,
         )
     asked, landed = site_of(fetched.url), site_of(fetched.final_url)
     if asked and landed and asked != landed and landed not in source.allow_hosts:
         return FetchError(
-            "offsite_redirect",
+            failures.OFFSITE_REDIRECT,
             f"redirected to another site: {fetched.final_url}"
             f" (add {landed!r} to the document's allow_hosts if that is expected)",
             fetched.status,
@@ -69,7 +72,7 @@ def check_text(
     size = len(text.strip())
     if size < settings.min_chars:
         return FetchError(
-            "too_short",
+            failures.TOO_SHORT,
             f"only {size} characters of text (fewer than min_chars {settings.min_chars})",
         )
     if previous is None:
@@ -80,7 +83,7 @@ def check_text(
             return None
         lost = 1 - size / before
         return FetchError(
-            "shrank",
+            failures.SHRANK,
             f"the text shrank by {lost:.0%} ({before} → {size} characters), more than"
             f" max_shrink {settings.max_shrink:.0%}; accepted if the next"
             f" {settings.confirm_shrink - repeats - 1} fetch(es) say the same",

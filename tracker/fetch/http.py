@@ -31,6 +31,7 @@ import requests
 
 from tracker import __version__
 from tracker.config.settings import PROJECT_URL, FetchSettings
+from tracker.core import failures
 from tracker.core.errors import FetchError, connection_kind, printable, short_error
 from tracker.core.models import FetchResult, Source, Validators
 from tracker.fetch import transport, walls
@@ -164,7 +165,8 @@ class Fetcher:
             hops.append(current)
             if len(hops) > MAX_REDIRECTS:
                 raise FetchError(
-                    "redirects", f"more than {MAX_REDIRECTS} redirects (the last to {following})"
+                    failures.REDIRECTS,
+                    f"more than {MAX_REDIRECTS} redirects (the last to {following})",
                 )
             judge_redirect(url, following, source, response.status_code)
             current = following
@@ -275,7 +277,7 @@ class Fetcher:
             return exc
         except Exception as exc:  # a bug or an odd library error: one document only
             log.exception("%s: unexpected error while fetching", source.id)
-            return FetchError("error", f"{type(exc).__name__}: {exc}")
+            return FetchError(failures.ERROR, f"{type(exc).__name__}: {exc}")
 
     def _fetch_limited(self, source: Source, validators: Validators | None) -> FetchResult:
         host = (urlsplit(source.url).hostname or "").lower()
@@ -283,7 +285,7 @@ class Fetcher:
             limit = self._host_limits.setdefault(host, threading.Semaphore(self.settings.per_host))
         with limit:
             if self._cancelled.is_set():
-                raise FetchError("cancelled", "the run was stopped before this fetch began")
+                raise FetchError(failures.CANCELLED, "the run was stopped before this fetch began")
             if self.settings.robots if source.robots is None else source.robots:
                 refused = self.robots.check(source.url)
                 if refused is not None:
@@ -302,8 +304,8 @@ class Fetcher:
         try:
             return self._fetch_http(source, validators)
         except FetchError as error:
-            blocked = error.kind == "bot_wall" or (
-                error.kind == "http" and error.status in FALLBACK_STATUSES
+            blocked = error.kind == failures.BOT_WALL or (
+                error.kind == failures.HTTP and error.status in FALLBACK_STATUSES
             )
             if not (blocked and source.browser_fallback):
                 raise
@@ -323,7 +325,7 @@ class Fetcher:
         try:
             result = self.browser.fetch(source, self._cancelled)
         except FetchError as again:
-            if again.kind in ("bot_wall", "login_wall", "cancelled"):
+            if again.kind in (failures.BOT_WALL, failures.LOGIN_WALL, failures.CANCELLED):
                 raise FetchError(
                     again.kind, f"{again}; the plain fetch had: {error}", status=again.status
                 ) from None
@@ -364,7 +366,7 @@ class Fetcher:
                 return outcome
             if isinstance(outcome, tuple):
                 last_error, retry_after = outcome
-                wall_attempts += last_error.kind == "bot_wall"
+                wall_attempts += last_error.kind == failures.BOT_WALL
                 if retry_after is not None:
                     wait = retry_after
             else:
@@ -374,8 +376,8 @@ class Fetcher:
                 self.sleep(wait)
         assert last_error is not None
         kind = last_error.kind
-        if kind == "bot_wall" and wall_attempts < settings.retries + 1:
-            kind = "http"  # a wall only when every attempt was one
+        if kind == failures.BOT_WALL and wall_attempts < settings.retries + 1:
+            kind = failures.HTTP  # a wall only when every attempt was one
         raise FetchError(
             kind,
             f"{last_error} (after {settings.retries + 1} attempts)",
@@ -398,7 +400,7 @@ class Fetcher:
         except requests.exceptions.Timeout as exc:
             if guard.fired:
                 raise
-            return FetchError("timeout", f"timed out after {settings.timeout:g} s: {exc}")
+            return FetchError(failures.TIMEOUT, f"timed out after {settings.timeout:g} s: {exc}")
         except requests.exceptions.ConnectionError as exc:
             if guard.fired:
                 raise
@@ -406,13 +408,13 @@ class Fetcher:
         except requests.exceptions.RequestException as exc:
             if guard.fired:
                 raise
-            raise FetchError("error", f"request failed: {short_error(exc)}") from None
+            raise FetchError(failures.ERROR, f"request failed: {short_error(exc)}") from None
         with response:
             status = response.status_code
             if status in RETRY_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock)
                 wall = self._wall(source, response)
-                error = wall or FetchError("http", f"HTTP {status}", status=status)
+                error = wall or FetchError(failures.HTTP, f"HTTP {status}", status=status)
                 if retry_after is not None and retry_after > settings.max_retry_after:
                     raise FetchError(
                         error.kind,
@@ -426,12 +428,12 @@ class Fetcher:
                 return self._result(source, response, b"", attempt, started, True, hops)
             if status >= 400:
                 raise self._wall(source, response) or FetchError(
-                    "http", f"HTTP {status} {reason}".rstrip(), status=status
+                    failures.HTTP, f"HTTP {status} {reason}".rstrip(), status=status
                 )
             if status not in CAPTURE_STATUSES:
                 # 202 is how some bot walls answer; a 3xx here had no usable Location.
                 raise self._wall(source, response) or FetchError(
-                    "http", f"HTTP {status} {reason}: not a page to record", status=status
+                    failures.HTTP, f"HTTP {status} {reason}: not a page to record", status=status
                 )
             body = self._read_body(response, guard)
             if guard.fired:  # the body ended because the deadline shut the socket
@@ -467,29 +469,33 @@ class Fetcher:
         cap = settings.max_bytes
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cap:
-            raise FetchError("too_large", f"body of {declared} bytes exceeds the {cap} byte cap")
+            raise FetchError(
+                failures.TOO_LARGE, f"body of {declared} bytes exceeds the {cap} byte cap"
+            )
         deadline = guard.deadline
         chunks, size = [], 0
         try:
             for chunk in body_chunks(response):
                 size += len(chunk)
                 if size > cap:
-                    raise FetchError("too_large", f"body exceeds the {cap} byte cap")
+                    raise FetchError(failures.TOO_LARGE, f"body exceeds the {cap} byte cap")
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise BrokenBody(
                         FetchError(
-                            "timeout",
+                            failures.TIMEOUT,
                             f"body not complete after {settings.timeout:g} s ({size} bytes)",
                         )
                     )
         except requests.exceptions.Timeout as exc:
             raise BrokenBody(
-                FetchError("timeout", f"timed out reading: {short_error(exc)}")
+                FetchError(failures.TIMEOUT, f"timed out reading: {short_error(exc)}")
             ) from None
         except requests.exceptions.RequestException as exc:
             raise BrokenBody(
-                FetchError("connection", f"connection broke while reading: {short_error(exc)}")
+                FetchError(
+                    failures.CONNECTION, f"connection broke while reading: {short_error(exc)}"
+                )
             ) from None
         return b"".join(chunks)
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from tracker.core import failures
 from tracker.core.errors import FetchError, connection_kind, short_error
 
 AGENT = "tos-tracker"
@@ -47,7 +48,9 @@ class RobotsRules:
             return rules
         if rules.can_fetch(AGENT, url):
             return None
-        return FetchError("robots", f"{site}/robots.txt disallows {parts.path or '/'} for {AGENT}")
+        return FetchError(
+            failures.ROBOTS, f"{site}/robots.txt disallows {parts.path or '/'} for {AGENT}"
+        )
 
     def _load(self, site: str) -> urllib.robotparser.RobotFileParser | FetchError:
         parser = urllib.robotparser.RobotFileParser(site + "/robots.txt")
@@ -56,7 +59,7 @@ class RobotsRules:
         except FetchError as exc:  # a redirect refused, or too many of them
             return exc
         except requests.exceptions.Timeout as exc:
-            return FetchError("timeout", f"{site}/robots.txt timed out: {short_error(exc)}")
+            return FetchError(failures.TIMEOUT, f"{site}/robots.txt timed out: {short_error(exc)}")
         except requests.exceptions.ConnectionError as exc:
             return FetchError(
                 connection_kind(exc),
@@ -64,7 +67,7 @@ class RobotsRules:
             )
         except requests.exceptions.RequestException as exc:
             return FetchError(
-                "robots",
+                failures.ROBOTS,
                 f"{site}/robots.txt could not be read ({type(exc).__name__});"
                 " treated as disallowing everything (RFC 9309)",
             )
@@ -73,7 +76,7 @@ class RobotsRules:
             return parser
         if status >= 500:
             return FetchError(
-                "robots",
+                failures.ROBOTS,
                 f"{site}/robots.txt answered HTTP {status}; treated as disallowing"
                 " everything until it can be read (RFC 9309)",
                 status=status,

@@ -38,6 +38,7 @@ import requests
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from tracker.core import failures
 from tracker.core.errors import FetchError
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -116,7 +117,7 @@ class Attempt:
         if kind in self.allowed():
             return
         raise FetchError(
-            "blocked_destination",
+            failures.BLOCKED_DESTINATION,
             f"refused to connect to {host} ({address}): {_article(kind)} {kind} address, and"
             " the document's own host is not one",
         )
@@ -147,7 +148,7 @@ class Attempt:
             self._sockets.clear()
 
     def timeout_error(self, what: str = "the answer was not complete") -> FetchError:
-        return FetchError("timeout", f"timed out after {self.timeout:g} s ({what})")
+        return FetchError(failures.TIMEOUT, f"timed out after {self.timeout:g} s ({what})")
 
 
 def _kind_of(address: str) -> str | None:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from tracker.core import failures
 from tracker.core.errors import FetchError
 
 # Statuses bot walls answer with; with one of these even a weak marker counts.
@@ -158,20 +159,22 @@ def detect(
         if seen is None:
             continue
         if marker.strong or status in BLOCK_STATUSES or word_count() <= SMALL_PAGE_WORDS:
-            return FetchError("bot_wall", _wall_message(status, marker.page, seen), status=status)
+            return FetchError(
+                failures.BOT_WALL, _wall_message(status, marker.page, seen), status=status
+            )
 
     if status == 401:
-        return FetchError("login_wall", "HTTP 401: the page asks for a login", status=status)
+        return FetchError(failures.LOGIN_WALL, "HTTP 401: the page asks for a login", status=status)
     if url is not None:
         reason = login_redirect(url, final_url)
         if reason:
-            return FetchError("login_wall", f"{reason} ({final_url})", status=status)
+            return FetchError(failures.LOGIN_WALL, f"{reason} ({final_url})", status=status)
     elif _login_like_path(final_url):
-        return FetchError("login_wall", f"a login page ({final_url})", status=status)
+        return FetchError(failures.LOGIN_WALL, f"a login page ({final_url})", status=status)
     if _PASSWORD.search(html) and word_count() <= LOGIN_PAGE_WORDS:
         shown = f" ('{title}')" if title else ""
         return FetchError(
-            "login_wall",
+            failures.LOGIN_WALL,
             f"a login form (a password field){shown} instead of the document (HTTP {status})",
             status=status,
         )
@@ -289,5 +292,7 @@ def error_page(text: str) -> FetchError | None:
         at = lowered.find(phrase)
         if 0 <= at < lead:
             quoted = plain if len(plain) <= 120 else plain[:117] + "…"
-            return FetchError("error_page", f"an error page ('{quoted}') instead of the document")
+            return FetchError(
+                failures.ERROR_PAGE, f"an error page ('{quoted}') instead of the document"
+            )
     return None

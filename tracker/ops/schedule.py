@@ -12,7 +12,7 @@ from tracker.app.pipeline import Tracker
 from tracker.app.pipeline import run as run_pipeline
 from tracker.config.settings import Config
 from tracker.core.errors import TrackerError
-from tracker.core.statuses import OUTCOMES
+from tracker.core.statuses import FAILED, OUTCOMES
 from tracker.publish.report import write_report
 from tracker.publish.site import build_site
 
@@ -48,7 +48,7 @@ def build_jobs(config: Config) -> dict[str, tuple[str, Job]]:
             except TrackerError as exc:
                 log.error("digest %s skipped: %s", digest_id, exc)
                 return
-            if outcome.status == "failed":
+            if outcome.status == FAILED:
                 log.error("digest %s not sent (retried next time): %s", digest_id, outcome.error)
             else:
                 count = len(outcome.changes)

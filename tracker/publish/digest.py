@@ -11,7 +11,6 @@ duplicate, never a loss).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import textwrap
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from tracker.app.pipeline import Tracker
 from tracker.config.settings import DigestSettings
 from tracker.core.errors import ConfigError, StoreError
 from tracker.core.files import atomic_write
+from tracker.core.statuses import FAILED, NOTHING, SENT
 from tracker.core.times import iso, parse_iso, stem_for
 from tracker.publish import site_layout
 from tracker.publish.report import flag_views, human_time, imported_label, template_env
@@ -35,7 +35,6 @@ from tracker.storage.index_rows import compute_change
 
 log = logging.getLogger("tracker.digest")  # the name log lines have always shown
 
-LEDGER_DIR = "_digests"
 MAX_FLAGS = 10  # flagged clauses shown per change; the change page has them all
 MAX_CLAUSES = 15  # other clause changes listed per change
 MAX_SUBJECT_TOPICS = 3
@@ -98,26 +97,24 @@ class Ledger:
 
 
 def ledger_path(tracker: Tracker, digest_id: str) -> Path:
-    return tracker.store.root / LEDGER_DIR / f"{digest_id}.json"
+    return tracker.store.digest_ledger_path(digest_id)
 
 
 def load_ledger(tracker: Tracker, digest_id: str) -> Ledger | None:
-    path = ledger_path(tracker, digest_id)
-    if not path.exists():
-        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = tracker.store.digest_ledger(digest_id)
+        if data is None:
+            return None
         return Ledger(data["digest"], data["started_at"], data["window_start"], data["sent"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoreError(
-            f"{path}: unreadable digest ledger ({exc}); fix or remove it"
-            " (removing it starts the digest afresh)"
+            f"{ledger_path(tracker, digest_id)}: unreadable digest ledger ({exc}); fix or"
+            " remove it (removing it starts the digest afresh)"
         ) from None
 
 
 def save_ledger(tracker: Tracker, ledger: Ledger) -> None:
-    data = json.dumps(ledger.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    atomic_write(ledger_path(tracker, ledger.digest), data.encode("utf-8"))
+    tracker.store.write_digest_ledger(ledger.digest, ledger.to_json())
 
 
 def new_ledger(settings: DigestSettings, now: datetime, *, include_all: bool) -> Ledger:
@@ -379,7 +376,7 @@ class Outcome:
     """What `digest` did for one configured digest."""
 
     digest: str
-    status: str  # sent, nothing, dry-run, outbox, failed
+    status: str  # SENT, NOTHING, DRY_RUN, OUTBOX or FAILED (the modes keep their name)
     changes: tuple[ChangeKey, ...] = ()
     subject: str | None = None
     message_id: str | None = None
@@ -491,7 +488,7 @@ def _one(
         log.warning("digest %s: left out %s: %s", settings.id, document, why)
     skipped = tuple(f"{d}: {why}" for d, why in damaged.items())
     if not changes:
-        return Outcome(settings.id, "nothing", first_run=first, skipped=skipped)
+        return Outcome(settings.id, NOTHING, first_run=first, skipped=skipped)
     previous = max((e["sent_at"] for e in ledger.sent), default=None)
     window_start = None if include_all or previous else ledger.window_start
     digest = build(
@@ -521,13 +518,13 @@ def _one(
     try:
         send(digest.message)
     except SendError as exc:
-        return dataclasses.replace(base, status="failed", error=str(exc))
+        return dataclasses.replace(base, status=FAILED, error=str(exc))
     sent_at = iso(now)
     ledger.sent.extend(
         {**k.to_json(), "sent_at": sent_at, "message_id": digest.message_id} for k in digest.keys
     )
     save_ledger(tracker, ledger)
-    return dataclasses.replace(base, status="sent")
+    return dataclasses.replace(base, status=SENT)
 
 
 def _outbox_path(folder: Path, digest_id: str, now: datetime) -> Path:

@@ -6,8 +6,11 @@ Layout, one folder per document id (`azure-openai/code-of-conduct/`):
     20240502T120000Z.md        the extracted text (kept when it differs from the last version)
     20240502T120000Z.json      how it was fetched; written last, so it marks the capture complete
 
-and `_runs/<run id>.json` for the run journal. Every file is written to a temporary
-name and renamed into place, so a crash leaves either the old state or the new one.
+and `_runs/<run id>.json` for the run journal, `_imports/<doc>/` for imports (the journal
+of one under way, the progress of a backfill), `_digests/<id>.json` for what each digest
+has sent. This module is the only writer under the store folder. Every file is written to
+a temporary name and renamed into place, so a crash leaves either the old state or the new
+one.
 A capture whose `.json` is missing is incomplete and ignored.
 """
 
@@ -39,6 +42,7 @@ log = logging.getLogger("tracker.store")  # the name log lines have always shown
 
 RUNS_DIR = "_runs"
 IMPORTS_DIR = "_imports"
+DIGESTS_DIR = "_digests"
 # Written when an import of a document starts, removed when its index rows are in line
 # with its files: one left behind names an import that was killed (SIGKILL, power).
 IMPORT_JOURNAL = "importing.json"
@@ -475,7 +479,6 @@ class Store:
         metadata keeps the version it lost (`superseded`), rewritten atomically; its text
         file, the same text as the earlier version's, is then removed (as `reextract` does).
         """
-        folder = self.document_dir(document)
         previous: Version | None = None
         dropped = []
         for capture in self.captures(document):
@@ -497,10 +500,41 @@ class Store:
                 "why": "an imported capture before it has the same text",
             }
             meta["version"] = None
-            atomic_write(folder / f"{stem_for(capture.captured_at)}.json", _json_bytes(meta))
-            self.resolve_inside(version.path, f"{document} text").unlink(missing_ok=True)
+            self.rewrite_capture_meta(document, capture.captured_at, meta)
+            self.remove_text(document, version.path)
             dropped.append(iso(capture.captured_at))
         return dropped
+
+    def import_progress(self, document: str, source: str) -> set[str]:
+        """What a resumable import from `source` (`wayback`) has done for `document`:
+        `_imports/<document>/<source>.json`, empty before its first item."""
+        path = self.imports_dir(document) / f"{source}.json"
+        if not path.exists():
+            return set()
+        return set(json.loads(path.read_text(encoding="utf-8")).get("done", []))
+
+    def save_import_progress(self, document: str, source: str, done: Iterable[str]) -> None:
+        path = self.imports_dir(document) / f"{source}.json"
+        atomic_write(path, json.dumps({"done": sorted(done)}, indent=1).encode())
+
+    # --- rewriting captures (re-extraction, dropped versions) -----------------------------
+
+    def write_capture_text(self, document: str, captured_at: datetime, text: str) -> None:
+        """(Re)write the text file of the capture at `captured_at` (`<stem>.md`); its
+        metadata, rewritten after it with `rewrite_capture_meta`, is what names it."""
+        folder = self.document_dir(document)
+        atomic_write(folder / f"{stem_for(captured_at)}.md", text.encode("utf-8"))
+
+    def rewrite_capture_meta(
+        self, document: str, captured_at: datetime, meta: dict[str, Any]
+    ) -> None:
+        """Replace the metadata of the capture at `captured_at`, atomically."""
+        folder = self.document_dir(document)
+        atomic_write(folder / f"{stem_for(captured_at)}.json", _json_bytes(meta))
+
+    def remove_text(self, document: str, path: str) -> None:
+        """Delete a text file no metadata names any more (derived data, never a raw one)."""
+        self.resolve_inside(path, f"{document} text").unlink(missing_ok=True)
 
     def remove_unnamed(self, document: str) -> list[Path]:
         """Delete the document's raw and text files that no metadata names, even beside a
@@ -600,6 +634,25 @@ class Store:
             n += 1
             candidate = f"{base}-{n}"
         return candidate
+
+    # --- digest ledgers ----------------------------------------------------------------
+
+    def digest_ledger_path(self, digest_id: str) -> Path:
+        """`_digests/<id>.json` (ids are flat slugs, checked by the configuration)."""
+        return self.root / DIGESTS_DIR / f"{digest_id}.json"
+
+    def digest_ledger(self, digest_id: str) -> Any:
+        """The digest's ledger as stored (parsed JSON), or None before its first run.
+        An unreadable one raises `OSError` or `ValueError`."""
+        path = self.digest_ledger_path(digest_id)
+        if not path.exists():
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def write_digest_ledger(self, digest_id: str, data: dict[str, Any]) -> None:
+        """Replace the digest's ledger, atomically (indented: people read it)."""
+        text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        atomic_write(self.digest_ledger_path(digest_id), text.encode("utf-8"))
 
     @contextlib.contextmanager
     def lock(self, wait: float = 0.0) -> Iterator[None]:
