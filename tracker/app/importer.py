@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from tracker.app.pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
+from tracker.app.pipeline import TEXT_EXTRACTION, Tracker, judge
 from tracker.config.settings import document_id_problem as config_id_problem
 from tracker.core.errors import ArgumentError, ConfigError, FetchError, TrackerError
 from tracker.core.files import atomic_write, read_bytes
@@ -33,7 +33,7 @@ from tracker.core.times import iso, parse_iso
 from tracker.extract.engine import extraction_key
 from tracker.fetch.http import Fetcher, utcnow
 from tracker.storage.index import compute_change
-from tracker.storage.store import Capture
+from tracker.storage.store import Capture, DocumentState
 
 LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; a day ahead is not that
@@ -489,7 +489,13 @@ def _import_one(
         return "present", None, None, pending  # imported before: adds nothing, judged then
     before = [c for c in captures if c.captured_at < moment]
     versions: list[Version] = [c.version for c in before if c.version is not None]
-    state = DocumentState(before[-1] if before else None, pending, lambda: versions)
+    state = DocumentState(
+        document,
+        before[-1] if before else None,
+        lambda: pending,
+        lambda: versions,
+        tracker.store.read_text,
+    )
     # Where the archive found it is no redirect of ours: no offsite or login-redirect check.
     asked = replace(fetched, final_url=url)
     verdict = judge(tracker, judged, asked, state, extraction=extraction, walls_checked=False)
