@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from tracker.app.pipeline import TEXT_EXTRACTION, Tracker, judge
+from tracker.app.pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
 from tracker.config.settings import document_id_problem as config_id_problem
 from tracker.core.errors import ArgumentError, ConfigError, FetchError, TrackerError
 from tracker.core.files import atomic_write, read_bytes
@@ -33,7 +33,7 @@ from tracker.core.times import iso, parse_iso
 from tracker.extract.engine import extraction_key
 from tracker.fetch.http import Fetcher, utcnow
 from tracker.storage.index import compute_change
-from tracker.storage.store import Capture, DocumentState
+from tracker.storage.store import Capture
 
 LABELS = {"new": "new version", "flip": "flip: capture stored, no version"}
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; a day ahead is not that

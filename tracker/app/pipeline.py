@@ -286,32 +286,43 @@ def _record(
         return Recorded(replace(base, version=current))
     # The fetcher has looked for walls already, with the response's headers.
     verdict = judge(tracker, source, fetched, state, extraction=extraction, walls_checked=True)
-    if verdict.pending != state.pending:
-        store.set_pending(source.id, verdict.pending or None)
+    describe = {"service": source.service, "title": source.title}
+    if verdict.flip is not None:
+        describe["flip_of"] = iso(verdict.flip.captured_at)
+    written = store.record_check(
+        state,
+        fetched,
+        verdict.text,
+        pending=verdict.pending,
+        extraction=extraction,
+        describe={**describe, **_how(fetched)},
+        new_version=verdict.flip is None,
+    )
+    return _outcome(tracker, base, state, verdict, written)
+
+
+def _outcome(
+    tracker: Tracker,
+    base: DocumentOutcome,
+    state: DocumentState,
+    verdict: Verdict,
+    written: tuple[Capture | None, Version | None] | None,
+) -> Recorded:
+    """What the check gave, from what it judged and wrote: the outcome, and the capture
+    and change for the index (the change from the texts in hand, none read again)."""
     if verdict.status == FAILED:
         assert verdict.error is not None
         error = verdict.error
         return Recorded(replace(base, status=FAILED, error_kind=error.kind, error=str(error)))
-    if verdict.text is None:  # the bytes of the last capture: its text and history stand
+    if written is None or verdict.text is None:
+        # The bytes of the last capture: its text and history stand.
         return Recorded(replace(base, version=state.current))
-    text, flip = verdict.text, verdict.flip
-    previous = state.previous
-    describe = {"service": source.service, "title": source.title}
-    if flip is not None:
-        describe["flip_of"] = iso(flip.captured_at)
-    capture, current = store.record(
-        source.id,
-        fetched,
-        text,
-        extraction=extraction,
-        describe={**describe, **_how(fetched)},
-        new_version=flip is None,
-        state=state,
-    )
+    capture, current = written
+    previous, flip = state.previous, verdict.flip
     change: Change | None = None
     if capture is not None and capture.version is not None and previous is not None:
         # The two texts as the store reads them back, without reading either again.
-        old, new = state.previous_text or "", _as_read(text)
+        old, new = state.previous_text or "", _as_read(verdict.text)
         change = derive_change(previous, capture.version, old, new, tracker.config.topics)
     if capture is None or capture.version is None:
         status = UNCHANGED

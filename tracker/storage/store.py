@@ -341,6 +341,35 @@ class Store:
         )
         return capture, capture.version or current
 
+    def record_check(
+        self,
+        state: DocumentState,
+        fetched: FetchResult,
+        text: str | None,
+        *,
+        pending: dict[str, Any],
+        extraction: str,
+        describe: dict[str, str],
+        new_version: bool,
+    ) -> tuple[Capture | None, Version | None] | None:
+        """Write what one check of a document decided, in one call, from the `state` it
+        read (nothing is read again): the shrink guard's state when it changed (`pending`,
+        {} for none), then, when there is `text`, the capture (see `record`). None when
+        there was no text to store (a failure, or the bytes of the last capture)."""
+        if pending != state.pending:
+            self.set_pending(state.document, pending or None)
+        if text is None:
+            return None
+        return self.record(
+            state.document,
+            fetched,
+            text,
+            extraction=extraction,
+            describe=describe,
+            new_version=new_version,
+            state=state,
+        )
+
     def record_import(
         self,
         document: str,
