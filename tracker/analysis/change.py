@@ -3,11 +3,14 @@ changes and topic flags. The report, the site and the digest all read a change t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracker.analysis.clauses import NOISE, RESTRUCTURED, ClauseChange, summarize
+from tracker.analysis.clauses import NOISE, RESTRUCTURED, ClauseChange, compare_clauses, summarize
 from tracker.analysis.clauses import cosmetic_reason as clause_cosmetic_reason
-from tracker.analysis.topics import Flag
+from tracker.analysis.diff import word_diff
+from tracker.analysis.segments import segment
+from tracker.analysis.topics import Flag, Topic, default_topics, flags_for
 from tracker.core.models import COARSE_NOTE, DiffResult, Version
 
 
@@ -80,3 +83,16 @@ class Change:
             more = len(self.diff.sections) - 3
             where = f" in {shown}" + (f" and {more} more sections" if more > 0 else "")
         return ", ".join(parts) + where + note
+
+
+def derive_change(
+    before: Version, after: Version, old: str, new: str, topics: Sequence[Topic] | None = None
+) -> Change:
+    """The word diff, the clause changes and the topic flags between two versions' texts
+    (`old`, `new`), read by the caller: from the store, or kept from the check that wrote
+    `after`."""
+    diff = word_diff(old, new)
+    comparison = compare_clauses(segment(old), segment(new))
+    clauses = tuple(comparison.changes)
+    flags = tuple(flags_for(clauses, default_topics() if topics is None else topics))
+    return Change(after.document, before, after, diff, clauses, flags, comparison.coarse)

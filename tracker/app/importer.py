@@ -491,7 +491,13 @@ def _import_one(
         return PRESENT, None, None, pending  # imported before: adds nothing, judged then
     before = [c for c in captures if c.captured_at < moment]
     versions: list[Version] = [c.version for c in before if c.version is not None]
-    state = DocumentState(before[-1] if before else None, pending, lambda: versions)
+    state = DocumentState(
+        document,
+        before[-1] if before else None,
+        lambda: pending,
+        lambda: versions,
+        tracker.store.read_text,
+    )
     # Where the archive found it is no redirect of ours: no offsite or login-redirect check.
     asked = replace(fetched, final_url=url)
     verdict = judge(tracker, judged, asked, state, extraction=extraction, walls_checked=False)

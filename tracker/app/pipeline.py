@@ -11,10 +11,9 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
-from tracker.analysis.change import Change
+from tracker.analysis.change import Change, derive_change
 from tracker.analysis.noise import flip_note, flip_of
 from tracker.app.outcomes import DocumentOutcome, RunSummary
 from tracker.config.settings import Config
@@ -28,8 +27,7 @@ from tracker.fetch import walls
 from tracker.fetch.guards import GuardSettings, check_response, check_text
 from tracker.fetch.http import Clock, Fetcher, utcnow
 from tracker.storage.index import Index
-from tracker.storage.index_rows import compute_change
-from tracker.storage.store import Capture, Store
+from tracker.storage.store import Capture, DocumentState, Store
 
 log = logging.getLogger("tracker.pipeline")  # the name log lines have always shown
 
@@ -136,16 +134,18 @@ def _run_locked(
     def check(source: Source) -> Recorded | None:
         """Fetch and record one document, on a fetch thread; None when cancelled."""
         try:
-            latest = store.latest_capture(source.id)
+            # Read once: every later stage takes it (or what it read) and reads no more.
+            state = store.state(source.id, tracker.config.flip_window)
             extraction = extraction_key(source.select, source.remove, source.noise)
-            validators = sent.get(source.id) if _comparable(source, latest, extraction) else None
+            comparable = _comparable(source, state.before, extraction)
+            validators = sent.get(source.id) if comparable else None
             result = fetcher.fetch_one(source, validators)
             if isinstance(result, FetchError):
                 if result.kind == "cancelled":
                     return None
                 return Recorded(_failed(source, result, clock))
             sent_validators = validators or Validators()
-            return _record(tracker, source, result, latest, sent_validators, extraction)
+            return _record(tracker, source, result, state, sent_validators, extraction)
         except StoreError as exc:  # disk full, an unreadable capture: not kept
             return Recorded(_failed(source, FetchError("store", str(exc)), clock))
         except Exception as exc:  # one odd page must never stop the run
@@ -245,11 +245,13 @@ def _record(
     tracker: Tracker,
     source: Source,
     fetched: FetchResult,
-    latest: Capture | None,
+    state: DocumentState,
     sent: Validators,
     extraction: str,
 ) -> Recorded:
-    """Extract, check and store one fetched page; runs on a fetch thread.
+    """Judge and store one fetched page against the document's `state`; runs on a fetch
+    thread. The state read before the fetch is the only read of the document's
+    metadata: judging, writing and the change all take it (or the verdict's text).
 
     Touches only this document's files (each document is checked by one thread);
     the index is written by the caller, on the run's own thread.
@@ -271,7 +273,7 @@ def _record(
                 last_modified=fetched.validators.last_modified or sent.last_modified,
             ),
         )
-        current = store.current_version(source.id, latest)
+        current = state.current
         if current is None:
             return Recorded(
                 replace(
@@ -282,34 +284,46 @@ def _record(
                 )
             )
         return Recorded(replace(base, version=current))
-    state = DocumentState(latest, store.pending(source.id), lambda: store.versions(source.id))
     # The fetcher has looked for walls already, with the response's headers.
     verdict = judge(tracker, source, fetched, state, extraction=extraction, walls_checked=True)
-    if verdict.pending != state.pending:
-        store.set_pending(source.id, verdict.pending or None)
+    describe = {"service": source.service, "title": source.title}
+    if verdict.flip is not None:
+        describe["flip_of"] = iso(verdict.flip.captured_at)
+    written = store.record_check(
+        state,
+        fetched,
+        verdict.text,
+        pending=verdict.pending,
+        extraction=extraction,
+        describe={**describe, **_how(fetched)},
+        new_version=verdict.flip is None,
+    )
+    return _outcome(tracker, base, state, verdict, written)
+
+
+def _outcome(
+    tracker: Tracker,
+    base: DocumentOutcome,
+    state: DocumentState,
+    verdict: Verdict,
+    written: tuple[Capture | None, Version | None] | None,
+) -> Recorded:
+    """What the check gave, from what it judged and wrote: the outcome, and the capture
+    and change for the index (the change from the texts in hand, none read again)."""
     if verdict.status == FAILED:
         assert verdict.error is not None
         error = verdict.error
         return Recorded(replace(base, status=FAILED, error_kind=error.kind, error=str(error)))
-    if verdict.text is None:  # the bytes of the last capture: its text and history stand
-        return Recorded(replace(base, version=store.current_version(source.id, latest)))
-    text, flip = verdict.text, verdict.flip
-    previous = state.previous
-    describe = {"service": source.service, "title": source.title}
-    if flip is not None:
-        describe["flip_of"] = iso(flip.captured_at)
-    capture, current = store.record(
-        source.id,
-        fetched,
-        text,
-        extraction=extraction,
-        describe={**describe, **_how(fetched)},
-        new_version=flip is None,
-        latest=latest,
-    )
+    if written is None or verdict.text is None:
+        # The bytes of the last capture: its text and history stand.
+        return Recorded(replace(base, version=state.current))
+    capture, current = written
+    previous, flip = state.previous, verdict.flip
     change: Change | None = None
     if capture is not None and capture.version is not None and previous is not None:
-        change = compute_change(store, previous, capture.version, tracker.config.topics)
+        # The two texts as the store reads them back, without reading either again.
+        old, new = state.previous_text or "", _as_read(verdict.text)
+        change = derive_change(previous, capture.version, old, new, tracker.config.topics)
     if capture is None or capture.version is None:
         status = UNCHANGED
     elif previous is None:
@@ -327,28 +341,9 @@ def _record(
     return Recorded(outcome, capture, change)
 
 
-@dataclass
-class DocumentState:
-    """A document as it stood just before one capture: what that capture is judged by.
-
-    For a live run that is the store's latest state; for an import, the state as of the
-    capture's own time (the capture and versions before it), so a backfill is judged
-    the way a live run at that moment would have judged it.
-    """
-
-    before: Capture | None  # the capture just before this one
-    pending: dict[str, Any]  # what the last captures were held back for (the shrink guard)
-    versions: Callable[[], Sequence[Version]]  # the versions before it, oldest first
-
-    @cached_property
-    def recent(self) -> Sequence[Version]:
-        """The versions before this capture, read only when the bytes are new."""
-        return self.versions()
-
-    @property
-    def previous(self) -> Version | None:
-        """The version current just before this capture."""
-        return self.recent[-1] if self.recent else None
+def _as_read(text: str) -> str:
+    """A text as `Store.read_text` gives it back once written (line ends as `\n`)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 @dataclass(frozen=True)
@@ -429,8 +424,7 @@ def judge(
     digest = sha256_hex(text.encode("utf-8"))
     pending = state.pending
     repeats = int(pending.get("count", 0)) if pending.get("sha256") == digest else 0
-    before_text = tracker.store.read_text(previous) if previous is not None else None
-    suspect = check_text(text, before_text, settings, repeats=repeats)
+    suspect = check_text(text, state.previous_text, settings, repeats=repeats)
     if suspect is not None:
         held = {"kind": "shrank", "sha256": digest, "count": repeats + 1}
         return Verdict(FAILED, held if suspect.kind == "shrank" else {}, suspect)

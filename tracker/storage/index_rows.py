@@ -13,11 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tracker.analysis.change import Change
-from tracker.analysis.clauses import compare_clauses
-from tracker.analysis.diff import word_diff
-from tracker.analysis.segments import segment
-from tracker.analysis.topics import Topic, default_topics, flags_for
+from tracker.analysis.change import Change, derive_change
+from tracker.analysis.topics import Topic
 from tracker.core.errors import StoreError
 from tracker.core.models import Version
 from tracker.core.times import iso
@@ -33,12 +30,7 @@ def compute_change(
     store: Store, before: Version, after: Version, topics: Sequence[Topic] | None = None
 ) -> Change:
     """The word diff, the clause changes and the topic flags between two versions."""
-    old, new = store.read_text(before), store.read_text(after)
-    diff = word_diff(old, new)
-    comparison = compare_clauses(segment(old), segment(new))
-    clauses = tuple(comparison.changes)
-    flags = tuple(flags_for(clauses, default_topics() if topics is None else topics))
-    return Change(after.document, before, after, diff, clauses, flags, comparison.coarse)
+    return derive_change(before, after, store.read_text(before), store.read_text(after), topics)
 
 
 def snapshot_row(capture: Capture) -> dict[str, Any]:

@@ -26,9 +26,10 @@ import os
 import stat
 import time
 import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,52 @@ class Capture:
     meta: dict[str, Any]
     snapshot: Snapshot
     version: Version | None
+
+
+@dataclass
+class DocumentState:
+    """A document as it stood just before one capture: what that capture is judged by,
+    and what writing it starts from. Each part is read at most once, when first needed.
+
+    For a live run that is the store's latest state (`Store.state`); for an import, the
+    state as of the capture's own time (the capture and versions before it), so a
+    backfill is judged the way a live run at that moment would have judged it.
+    """
+
+    document: str
+    before: Capture | None  # the capture just before this one
+    load_pending: Callable[[], dict[str, Any]] = field(repr=False)
+    load_versions: Callable[[], Sequence[Version]] = field(repr=False)  # oldest first
+    read_text: Callable[[Version], str] = field(repr=False)
+
+    @cached_property
+    def pending(self) -> dict[str, Any]:
+        """What the last captures were held back for (the shrink guard; {} for nothing)."""
+        return self.load_pending()
+
+    @cached_property
+    def recent(self) -> Sequence[Version]:
+        """The versions before this capture, oldest first: at least the last of them, and
+        as many as the flip window looks at. Read only when the bytes are new."""
+        return self.load_versions()
+
+    @property
+    def previous(self) -> Version | None:
+        """The version current just before this capture."""
+        return self.recent[-1] if self.recent else None
+
+    @property
+    def current(self) -> Version | None:
+        """The same version, from the capture before when it has one (no versions read)."""
+        if self.before is None:
+            return None
+        return self.before.version if self.before.version is not None else self.previous
+
+    @cached_property
+    def previous_text(self) -> str | None:
+        """The text of `previous`, read once: for the guards, then for the change."""
+        previous = self.previous
+        return self.read_text(previous) if previous is not None else None
 
 
 class Store:
@@ -176,6 +223,29 @@ class Store:
                 return latest.version
         return self.latest_version(document)
 
+    def state(self, document: str, window: int = 1) -> DocumentState:
+        """The document's stored state before a check, read once: the folder listed, the
+        latest capture's metadata read, and, when first asked for, the pending shrink
+        state and the last `window` versions (at least one; earlier metadata is read
+        going back from the latest only until they are found) and the current text."""
+        files = self._meta_files(document)
+        latest = self._load_capture(document, files[-1]) if files else None
+
+        def versions() -> list[Version]:
+            found: list[Version] = []
+            for i, meta in enumerate(reversed(files)):
+                capture = latest if i == 0 and latest is not None else None
+                capture = capture or self._load_capture(document, meta)
+                if capture.version is not None:
+                    found.append(capture.version)
+                    if len(found) >= max(window, 1):
+                        break
+            return found[::-1]
+
+        return DocumentState(
+            document, latest, lambda: self.pending(document), versions, self.read_text
+        )
+
     def read_text(self, version: Version) -> str:
         """A version's text; a `StoreError` naming the file when it is damaged."""
         path = self.resolve_inside(version.path, f"{version.document} text")
@@ -230,6 +300,7 @@ class Store:
         describe: dict[str, str] | None = None,
         new_version: bool = True,
         latest: Capture | _Unread | None = UNREAD,
+        state: DocumentState | None = None,
     ) -> tuple[Capture | None, Version | None]:
         """Store a fetch unless its raw bytes (and extraction settings) equal the last ones.
 
@@ -240,11 +311,15 @@ class Store:
         stored snapshot file rather than storing it twice. `new_version=False` stores
         the capture without a version even when its text differs (a page flipping back
         to an earlier text, see `tracker.noise`). `latest` is the document's latest
-        capture when the caller has just read it.
+        capture when the caller has just read it; `state`, the document's state the
+        check read (`Store.state`), which nothing is read again from.
         """
-        previous = self.latest_capture(document) if isinstance(latest, _Unread) else latest
+        if state is not None:
+            previous, current = state.before, state.current
+        else:
+            previous = self.latest_capture(document) if isinstance(latest, _Unread) else latest
+            current = self.current_version(document, previous)
         raw_sha = sha256_hex(fetched.body)
-        current = self.current_version(document, previous)
         same_raw = previous is not None and previous.snapshot.sha256 == raw_sha
         if same_raw and previous is not None and previous.meta.get("extraction") == extraction:
             return None, current
@@ -269,6 +344,35 @@ class Store:
             new_version=new_version,
         )
         return capture, capture.version or current
+
+    def record_check(
+        self,
+        state: DocumentState,
+        fetched: FetchResult,
+        text: str | None,
+        *,
+        pending: dict[str, Any],
+        extraction: str,
+        describe: dict[str, str],
+        new_version: bool,
+    ) -> tuple[Capture | None, Version | None] | None:
+        """Write what one check of a document decided, in one call, from the `state` it
+        read (nothing is read again): the shrink guard's state when it changed (`pending`,
+        {} for none), then, when there is `text`, the capture (see `record`). None when
+        there was no text to store (a failure, or the bytes of the last capture)."""
+        if pending != state.pending:
+            self.set_pending(state.document, pending or None)
+        if text is None:
+            return None
+        return self.record(
+            state.document,
+            fetched,
+            text,
+            extraction=extraction,
+            describe=describe,
+            new_version=new_version,
+            state=state,
+        )
 
     def record_import(
         self,
