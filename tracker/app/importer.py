@@ -34,8 +34,8 @@ from tracker.core.statuses import FAILED, FLIP, NEW, PRESENT, UNCHANGED
 from tracker.core.times import iso, parse_iso
 from tracker.extract.engine import extraction_key
 from tracker.fetch.http import Fetcher, utcnow
+from tracker.storage.captures import Capture
 from tracker.storage.index_rows import compute_change
-from tracker.storage.store import Capture
 
 LABELS = {NEW: "new version", FLIP: "flip: capture stored, no version"}
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; a day ahead is not that

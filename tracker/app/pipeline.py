@@ -26,8 +26,9 @@ from tracker.extract.engine import extract_text, extraction_key, normalize_text
 from tracker.fetch import walls
 from tracker.fetch.guards import GuardSettings, check_response, check_text
 from tracker.fetch.http import Clock, Fetcher, utcnow
+from tracker.storage.captures import Capture, DocumentState
 from tracker.storage.index import Index
-from tracker.storage.store import Capture, DocumentState, Store
+from tracker.storage.store import Store
 
 log = logging.getLogger("tracker.pipeline")  # the name log lines have always shown
 

@@ -34,7 +34,7 @@ from tracker.core.models import Source, Version
 from tracker.core.times import iso, stem_for
 from tracker.extract.engine import extract_text, extraction_key
 from tracker.fetch.http import utcnow
-from tracker.storage.store import Capture
+from tracker.storage.captures import Capture
 
 log = logging.getLogger("tracker.reextract")  # the name log lines have always shown
 

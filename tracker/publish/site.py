@@ -26,6 +26,7 @@ from tracker import __version__
 from tracker.analysis.segments import clean_inline
 from tracker.app.pipeline import Tracker
 from tracker.config.settings import Config
+from tracker.core.errors import StoreError
 from tracker.core.times import iso
 from tracker.publish import site_layout as layout
 from tracker.publish.report import human_time, packaged_templates, public_imported
@@ -42,7 +43,7 @@ from tracker.publish.site_files import (
     _read_manifest,
     _write_manifest,
 )
-from tracker.storage.store import StoreError, open_lock
+from tracker.storage.lock import open_lock
 
 log = logging.getLogger("tracker.site")  # the name log lines have always shown
 

@@ -15,7 +15,7 @@ from typing import Any
 from tracker.core.errors import TrackerError
 from tracker.core.files import atomic_write, read_bytes, safe_relative
 from tracker.publish import site_layout as layout
-from tracker.storage.store import DamagedFileError
+from tracker.storage.captures import DamagedFileError
 
 log = logging.getLogger("tracker.site")  # the name log lines have always shown
 

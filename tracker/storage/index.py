@@ -27,6 +27,7 @@ from tracker.core.errors import StoreError
 from tracker.core.models import Source, Validators
 from tracker.core.statuses import FAILED, OUTCOMES
 from tracker.core.times import iso
+from tracker.storage.captures import Capture
 from tracker.storage.index_rows import (
     analysis_stamp,
     change_row,
@@ -37,7 +38,7 @@ from tracker.storage.index_rows import (
     version_row,
 )
 from tracker.storage.index_schema import TABLES, create_schema
-from tracker.storage.store import Capture, Store
+from tracker.storage.store import Store
 
 log = logging.getLogger("tracker.index")  # the name log lines have always shown
 

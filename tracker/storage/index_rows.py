@@ -18,7 +18,8 @@ from tracker.analysis.topics import Topic
 from tracker.core.errors import StoreError
 from tracker.core.models import Version
 from tracker.core.times import iso
-from tracker.storage.store import Capture, Store
+from tracker.storage.captures import Capture
+from tracker.storage.store import Store
 
 # The rules that derive changes, clause changes and flags from two texts (clause
 # identity, cosmetic reasons, topic matching). Bump it when they change, so an index

@@ -18,26 +18,34 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import gzip
 import json
 import logging
 import os
-import stat
-import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from tracker.core.errors import LockedError, StoreError
-from tracker.core.files import NOFOLLOW, atomic_write, fsync_dir, read_bytes, safe_relative
+from tracker.core.errors import StoreError
+from tracker.core.files import atomic_write, fsync_dir, read_bytes, safe_relative
 from tracker.core.hashes import sha256_hex
-from tracker.core.models import FetchResult, Snapshot, Version
-from tracker.core.times import STEM_LENGTH, iso, parse_iso, parse_stem, stem_for
+from tracker.core.models import FetchResult, Version
+from tracker.core.times import STEM_LENGTH, iso, parse_stem, stem_for
+from tracker.storage.captures import (
+    UNREAD,
+    Capture,
+    DamagedFileError,
+    DocumentState,
+    Unread,
+    capture_of,
+    is_capture_file,
+    json_bytes,
+    raw_suffix,
+    run_order,
+)
+from tracker.storage.lock import hold_lock
 
 log = logging.getLogger("tracker.store")  # the name log lines have always shown
 
@@ -47,86 +55,12 @@ DIGESTS_DIR = "_digests"
 # Written when an import of a document starts, removed when its index rows are in line
 # with its files: one left behind names an import that was killed (SIGKILL, power).
 IMPORT_JOURNAL = "importing.json"
-LOCK_NAME = ".lock"
 
 
 PENDING = ".pending.json"  # a dot-file: never read as a capture
 # Level 1 takes 0.2 ms for a 40 KB page where 6 took 0.9 ms (as long as extracting its
 # text), for raw snapshots ~20% bigger (17% vs 14% of the HTML on the corpus's pages).
 RAW_GZIP_LEVEL = 1
-
-
-class DamagedFileError(StoreError):
-    """A stored file that cannot be read as what it is: named, so a whole-store command
-    can skip its document, say which file to restore, and go on with the others."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-
-
-class _Unread:
-    """Says that a caller did not pass the latest capture (None means there is none)."""
-
-
-UNREAD = _Unread()
-
-
-@dataclass(frozen=True)
-class Capture:
-    """One completed capture: the metadata file plus the snapshot and version it names."""
-
-    document: str
-    captured_at: datetime
-    meta: dict[str, Any]
-    snapshot: Snapshot
-    version: Version | None
-
-
-@dataclass
-class DocumentState:
-    """A document as it stood just before one capture: what that capture is judged by,
-    and what writing it starts from. Each part is read at most once, when first needed.
-
-    For a live run that is the store's latest state (`Store.state`); for an import, the
-    state as of the capture's own time (the capture and versions before it), so a
-    backfill is judged the way a live run at that moment would have judged it.
-    """
-
-    document: str
-    before: Capture | None  # the capture just before this one
-    load_pending: Callable[[], dict[str, Any]] = field(repr=False)
-    load_versions: Callable[[], Sequence[Version]] = field(repr=False)  # oldest first
-    read_text: Callable[[Version], str] = field(repr=False)
-
-    @cached_property
-    def pending(self) -> dict[str, Any]:
-        """What the last captures were held back for (the shrink guard; {} for nothing)."""
-        return self.load_pending()
-
-    @cached_property
-    def recent(self) -> Sequence[Version]:
-        """The versions before this capture, oldest first: at least the last of them, and
-        as many as the flip window looks at. Read only when the bytes are new."""
-        return self.load_versions()
-
-    @property
-    def previous(self) -> Version | None:
-        """The version current just before this capture."""
-        return self.recent[-1] if self.recent else None
-
-    @property
-    def current(self) -> Version | None:
-        """The same version, from the capture before when it has one (no versions read)."""
-        if self.before is None:
-            return None
-        return self.before.version if self.before.version is not None else self.previous
-
-    @cached_property
-    def previous_text(self) -> str | None:
-        """The text of `previous`, read once: for the guards, then for the change."""
-        previous = self.previous
-        return self.read_text(previous) if previous is not None else None
 
 
 class Store:
@@ -212,11 +146,11 @@ class Store:
         return None
 
     def current_version(
-        self, document: str, latest: Capture | _Unread | None = UNREAD
+        self, document: str, latest: Capture | Unread | None = UNREAD
     ) -> Version | None:
         """The document's current version: most often that of its latest capture, which
         a caller that has just read it passes (None: the document has no capture)."""
-        if not isinstance(latest, _Unread):
+        if not isinstance(latest, Unread):
             if latest is None:
                 return None
             if latest.version is not None:
@@ -281,7 +215,7 @@ class Store:
     def _load_capture(self, document: str, meta_path: Path) -> Capture:
         try:
             meta = json.loads(read_bytes(meta_path, follow=False))
-            return _capture_of(document, meta)
+            return capture_of(document, meta)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             if isinstance(exc, KeyError):
@@ -299,7 +233,7 @@ class Store:
         extraction: str | None = None,
         describe: dict[str, str] | None = None,
         new_version: bool = True,
-        latest: Capture | _Unread | None = UNREAD,
+        latest: Capture | Unread | None = UNREAD,
         state: DocumentState | None = None,
     ) -> tuple[Capture | None, Version | None]:
         """Store a fetch unless its raw bytes (and extraction settings) equal the last ones.
@@ -317,7 +251,7 @@ class Store:
         if state is not None:
             previous, current = state.before, state.current
         else:
-            previous = self.latest_capture(document) if isinstance(latest, _Unread) else latest
+            previous = self.latest_capture(document) if isinstance(latest, Unread) else latest
             current = self.current_version(document, previous)
         raw_sha = sha256_hex(fetched.body)
         same_raw = previous is not None and previous.snapshot.sha256 == raw_sha
@@ -457,7 +391,7 @@ class Store:
             raw_path = reuse.snapshot.path
             stored_bytes = reuse.meta["snapshot"].get("stored_bytes", 0)
         else:
-            raw_name = f"{stem}{_raw_suffix(fetched.content_type)}.gz"
+            raw_name = f"{stem}{raw_suffix(fetched.content_type)}.gz"
             compressed = gzip.compress(fetched.body, compresslevel=RAW_GZIP_LEVEL, mtime=0)
             self._write(folder / raw_name, compressed, written, sync_dir=False)
             raw_path = "/".join((*document.split("/"), raw_name))
@@ -496,8 +430,8 @@ class Store:
             # One folder fsync makes the raw and text renames durable before the
             # metadata that names them is written (and synced with its own).
             fsync_dir(folder)
-        self._write(folder / f"{stem}.json", _json_bytes(meta), written)
-        return _capture_of(document, meta)
+        self._write(folder / f"{stem}.json", json_bytes(meta), written)
+        return capture_of(document, meta)
 
     # --- suspect fetches awaiting confirmation ----------------------------------------
 
@@ -513,7 +447,7 @@ class Store:
     def set_pending(self, document: str, data: dict[str, Any] | None) -> None:
         path = self.document_dir(document) / PENDING
         if data:
-            self._write(path, _json_bytes(data))
+            self._write(path, json_bytes(data))
         else:
             path.unlink(missing_ok=True)
 
@@ -548,7 +482,7 @@ class Store:
     def begin_import(self, document: str, started_at: datetime) -> None:
         """Journal an import of `document` before its first write (see `IMPORT_JOURNAL`)."""
         record = {"document": document, "started_at": iso(started_at), "pid": os.getpid()}
-        atomic_write(self.imports_dir(document) / IMPORT_JOURNAL, _json_bytes(record))
+        atomic_write(self.imports_dir(document) / IMPORT_JOURNAL, json_bytes(record))
 
     def end_import(self, document: str) -> None:
         (self.imports_dir(document) / IMPORT_JOURNAL).unlink(missing_ok=True)
@@ -634,7 +568,7 @@ class Store:
     ) -> None:
         """Replace the metadata of the capture at `captured_at`, atomically."""
         folder = self.document_dir(document)
-        atomic_write(folder / f"{stem_for(captured_at)}.json", _json_bytes(meta))
+        atomic_write(folder / f"{stem_for(captured_at)}.json", json_bytes(meta))
 
     def remove_text(self, document: str, path: str) -> None:
         """Delete a text file no metadata names any more (derived data, never a raw one)."""
@@ -708,7 +642,7 @@ class Store:
     # --- run journal -------------------------------------------------------------------
 
     def write_run(self, record: dict[str, Any]) -> None:
-        self._write(self.root / RUNS_DIR / f"{record['id']}.json", _json_bytes(record))
+        self._write(self.root / RUNS_DIR / f"{record['id']}.json", json_bytes(record))
 
     def run_ids(self) -> list[str]:
         """Run ids in the order the runs started (`…Z-2` after `…Z`, `-10` after `-9`)."""
@@ -764,133 +698,5 @@ class Store:
 
         Waits up to `wait` seconds for another holder, then raises `LockedError`.
         """
-        path = self.root / LOCK_NAME
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            handle = open_lock(path)
-        except OSError as exc:
-            raise StoreError(f"cannot lock the store at {path}: {self._reason(exc)}") from None
-        try:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        handle.seek(0)
-                        holder = handle.read().strip() or "another process"
-                        raise LockedError(
-                            f"{self.root} is in use by {holder}; try again later"
-                            " (or give run --wait SECONDS)"
-                        ) from None
-                    time.sleep(0.1)
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}\n")
-            handle.flush()
+        with hold_lock(self.root, wait, self._reason):
             yield
-        finally:
-            handle.close()
-
-
-def open_lock(path: Path) -> Any:
-    """Open (or create) a lock file without following a symbolic link, as a text handle.
-
-    A shared store could hold `.lock` as a link to any file the user can write, which
-    the lock would then truncate; a link, or anything but a plain file, is refused.
-    """
-    flags = os.O_RDWR | NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        try:
-            fd = os.open(path, flags)  # most often there: no need to ask to create it
-        except FileNotFoundError:
-            fd = os.open(path, flags | os.O_CREAT, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise StoreError(
-                f"{path} is a symbolic link; refusing to use it as the lock"
-                " (remove it: a lock is an empty plain file)"
-            ) from None
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StoreError(f"{path} is not a plain file; refusing to use it as the lock")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "a+")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def is_capture_file(name: str) -> bool:
-    """Whether a file name starts with a capture's time stem (`20240502T120000Z.`)."""
-    if len(name) <= STEM_LENGTH or name[STEM_LENGTH] != ".":
-        return False
-    try:
-        parse_stem(name[:STEM_LENGTH])
-    except ValueError:
-        return False
-    return True
-
-
-def run_order(run_id: str) -> tuple[str, int]:
-    base, _, counter = run_id.partition("-")
-    return base, int(counter) if counter.isdigit() else 1
-
-
-def _raw_suffix(content_type: str | None) -> str:
-    kind = (content_type or "").split(";")[0].strip().lower()
-    if kind in ("text/html", "application/xhtml+xml", ""):
-        return ".html"
-    if kind == "text/plain":
-        return ".txt"
-    if kind == "text/markdown":
-        return ".md.txt"
-    if kind == "application/pdf":
-        return ".pdf"
-    return ".bin"
-
-
-def _json_bytes(data: dict[str, Any]) -> bytes:
-    """One line of sorted keys: the C encoder (json's `indent` runs in pure Python, ~4x
-    slower), for a metadata file per capture and a run journal of thousands of outcomes."""
-    return (json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _capture_of(document: str, meta: dict[str, Any]) -> Capture:
-    """The capture a metadata file describes."""
-    captured_at = parse_iso(meta["captured_at"])
-    snap = meta["snapshot"]
-    for named in (snap, meta.get("version") or {}):
-        if "path" in named and safe_relative(named["path"]) is None:
-            raise ValueError(f"it names {named['path']!r}, which is not a path inside the store")
-    snapshot = Snapshot(
-        document=document,
-        captured_at=captured_at,
-        sha256=snap["sha256"],
-        path=snap["path"],
-        bytes=snap["bytes"],
-        url=meta["url"],
-        final_url=meta.get("final_url") or meta["url"],
-        status=meta.get("status", 200),
-        content_type=meta.get("content_type"),
-        encoding=meta.get("encoding"),
-        etag=meta.get("etag"),
-        last_modified=meta.get("last_modified"),
-    )
-    version = None
-    if meta.get("version"):
-        ver = meta["version"]
-        version = Version(
-            document=document,
-            captured_at=captured_at,
-            sha256=ver["sha256"],
-            path=ver["path"],
-            bytes=ver["bytes"],
-            snapshot_sha256=snapshot.sha256,
-            snapshot_path=snapshot.path,
-            extraction=meta.get("extraction"),
-            imported=meta.get("imported"),
-        )
-    return Capture(document, captured_at, meta, snapshot, version)

@@ -28,8 +28,9 @@ from tracker.config.settings import Config
 from tracker.core.errors import StoreError
 from tracker.core.hashes import sha256_hex
 from tracker.core.times import STEM_LENGTH, iso, parse_stem, stem_for
+from tracker.storage.captures import is_capture_file
 from tracker.storage.index import TABLES, Index
-from tracker.storage.store import RUNS_DIR, Store, is_capture_file
+from tracker.storage.store import RUNS_DIR, Store
 
 SHOWN = 3  # rows named per index table before "and N more"
 # What no repair can undo ("outside": metadata naming a path that leaves the store).
