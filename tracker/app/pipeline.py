@@ -17,6 +17,7 @@ from tracker.analysis.change import Change, derive_change
 from tracker.analysis.noise import flip_note, flip_of
 from tracker.app.outcomes import DocumentOutcome, RunSummary
 from tracker.config.settings import Config
+from tracker.core import failures
 from tracker.core.errors import FetchError, StoreError, UnknownDocumentError
 from tracker.core.hashes import sha256_hex
 from tracker.core.models import FetchResult, Source, Validators, Version
@@ -142,16 +143,16 @@ def _run_locked(
             validators = sent.get(source.id) if comparable else None
             result = fetcher.fetch_one(source, validators)
             if isinstance(result, FetchError):
-                if result.kind == "cancelled":
+                if result.kind == failures.CANCELLED:
                     return None
                 return Recorded(_failed(source, result, clock))
             sent_validators = validators or Validators()
             return _record(tracker, source, result, state, sent_validators, extraction)
         except StoreError as exc:  # disk full, an unreadable capture: not kept
-            return Recorded(_failed(source, FetchError("store", str(exc)), clock))
+            return Recorded(_failed(source, FetchError(failures.STORE, str(exc)), clock))
         except Exception as exc:  # one odd page must never stop the run
             log.exception("%s: could not record the fetched page", source.id)
-            error = FetchError("error", f"could not process the page: {exc!r}"[:500])
+            error = FetchError(failures.ERROR, f"could not process the page: {exc!r}"[:500])
             return Recorded(_failed(source, error, clock))
 
     outcomes: dict[str, DocumentOutcome] = {}
@@ -167,7 +168,9 @@ def _run_locked(
                     except Exception as exc:  # one document's row: never the whole run
                         # The files stand; the next run's sync indexes them again.
                         log.exception("%s: could not index the new capture", source.id)
-                        error = FetchError("error", f"could not index the page: {exc!r}"[:500])
+                        error = FetchError(
+                            failures.ERROR, f"could not index the page: {exc!r}"[:500]
+                        )
                         recorded = Recorded(_failed(source, error, clock))
                 if progress:
                     progress(recorded.outcome)
@@ -280,7 +283,7 @@ def _record(
                 replace(
                     base,
                     status=FAILED,
-                    error_kind="http",
+                    error_kind=failures.HTTP,
                     error="HTTP 304 but no stored copy to compare with",
                 )
             )
@@ -412,7 +415,9 @@ def judge(
     except FetchError as exc:
         return Verdict(FAILED, state.pending, exc)
     if not text.strip():
-        error = FetchError("empty", "the page has no readable text (is it rendered by JavaScript?)")
+        error = FetchError(
+            failures.EMPTY, "the page has no readable text (is it rendered by JavaScript?)"
+        )
         return Verdict(FAILED, state.pending, error)
     if extraction != TEXT_EXTRACTION:
         # A site's own error page served as a page ("This page isn't available"):
@@ -428,7 +433,7 @@ def judge(
     suspect = check_text(text, state.previous_text, settings, repeats=repeats)
     if suspect is not None:
         held = {"kind": "shrank", "sha256": digest, "count": repeats + 1}
-        return Verdict(FAILED, held if suspect.kind == "shrank" else {}, suspect)
+        return Verdict(FAILED, held if suspect.kind == failures.SHRANK else {}, suspect)
     flip = flip_of(state.recent, digest, extraction, tracker.config.flip_window)
     if flip is not None:
         return Verdict(FLIP, {}, text=text, flip=flip)

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from tracker import __version__
 from tracker.config.settings import PROJECT_URL, FetchSettings
+from tracker.core import failures
 from tracker.core.errors import FetchError
 from tracker.core.models import FetchResult, Source, Validators
 from tracker.fetch import walls
@@ -88,17 +89,17 @@ selectors => selectors.some(selector => {
 
 # Chromium's network errors, by what they mean for a fetch.
 _NET_ERRORS = (
-    ("ERR_NAME_NOT_RESOLVED", "dns"),
-    ("ERR_NAME_RESOLUTION_FAILED", "dns"),
-    ("ERR_TIMED_OUT", "timeout"),
-    ("ERR_CONNECTION_TIMED_OUT", "timeout"),
-    ("ERR_TOO_MANY_REDIRECTS", "redirects"),
-    ("ERR_CONNECTION", "connection"),
-    ("ERR_EMPTY_RESPONSE", "connection"),
-    ("ERR_ADDRESS_UNREACHABLE", "connection"),
-    ("ERR_INTERNET_DISCONNECTED", "connection"),
-    ("ERR_CERT_", "connection"),
-    ("ERR_SSL_", "connection"),
+    ("ERR_NAME_NOT_RESOLVED", failures.DNS),
+    ("ERR_NAME_RESOLUTION_FAILED", failures.DNS),
+    ("ERR_TIMED_OUT", failures.TIMEOUT),
+    ("ERR_CONNECTION_TIMED_OUT", failures.TIMEOUT),
+    ("ERR_TOO_MANY_REDIRECTS", failures.REDIRECTS),
+    ("ERR_CONNECTION", failures.CONNECTION),
+    ("ERR_EMPTY_RESPONSE", failures.CONNECTION),
+    ("ERR_ADDRESS_UNREACHABLE", failures.CONNECTION),
+    ("ERR_INTERNET_DISCONNECTED", failures.CONNECTION),
+    ("ERR_CERT_", failures.CONNECTION),
+    ("ERR_SSL_", failures.CONNECTION),
 )
 
 
@@ -172,7 +173,7 @@ class BrowserFetcher:
         """Render `source` and return the page's HTML; raise `FetchError` when it fails."""
         reason = self.unavailable()
         if reason:
-            raise FetchError("browser", f"no browser available: {reason}; {INSTALL_HINT}")
+            raise FetchError(failures.BROWSER, f"no browser available: {reason}; {INSTALL_HINT}")
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="browser")
@@ -195,7 +196,7 @@ class BrowserFetcher:
             return self._browser
         executable, reason = find_chromium(self.settings.browser_path)
         if executable is None:
-            raise FetchError("browser", f"no browser available: {reason}; {INSTALL_HINT}")
+            raise FetchError(failures.BROWSER, f"no browser available: {reason}; {INSTALL_HINT}")
         started = time.perf_counter()
         try:
             from playwright.sync_api import sync_playwright
@@ -212,7 +213,7 @@ class BrowserFetcher:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             self._launch_error = f"Chromium at {executable!r} did not start: {first}"
             raise FetchError(
-                "browser", f"no browser available: {self._launch_error}; {INSTALL_HINT}"
+                failures.BROWSER, f"no browser available: {self._launch_error}; {INSTALL_HINT}"
             ) from None
         self.launches += 1
         self.launch_seconds += time.perf_counter() - started
@@ -301,12 +302,13 @@ class BrowserFetcher:
 
     def _render(self, source: Source, cancelled: threading.Event | None) -> FetchResult:
         if cancelled is not None and cancelled.is_set():
-            raise FetchError("cancelled", "the run was stopped before this fetch began")
+            raise FetchError(failures.CANCELLED, "the run was stopped before this fetch began")
         allow = self.settings.browser_allow_hosts
         host = (urlsplit(source.url).hostname or "").lower()
         if allow and host not in allow:
             raise FetchError(
-                "blocked", f"host {host!r} is not in [fetch] browser_allow_hosts ({list(allow)})"
+                failures.BLOCKED,
+                f"host {host!r} is not in [fetch] browser_allow_hosts ({list(allow)})",
             )
         browser = self._start()
         assert self._gate is not None
@@ -321,7 +323,7 @@ class BrowserFetcher:
             )
         except Exception as exc:  # the browser died since the last page: start afresh next time
             self._stop()
-            raise FetchError("browser", f"the browser failed: {_first_line(exc)}") from None
+            raise FetchError(failures.BROWSER, f"the browser failed: {_first_line(exc)}") from None
         try:
             if allow:
                 context.route("**/*", self._router(allow))
@@ -364,12 +366,14 @@ class BrowserFetcher:
         try:
             first = page.goto(source.url, wait_until="load", timeout=_ms(deadline))
         except TimeoutError:
-            raise FetchError("timeout", f"the page did not load within {timeout:g} s") from None
+            raise FetchError(
+                failures.TIMEOUT, f"the page did not load within {timeout:g} s"
+            ) from None
         except Error as exc:
             refused = gate.failure(page.url if page.url != "about:blank" else source.url)
             raise _navigation_error(exc, refused) from None
         if first is None:
-            raise FetchError("error", "the browser got no response for the page")
+            raise FetchError(failures.ERROR, "the browser got no response for the page")
         selectors = list(source.select) or ["body"]
         ready = False
         while True:
@@ -380,13 +384,13 @@ class BrowserFetcher:
                 response.status, response.headers, html.encode("utf-8"), page.url, source.url
             )
             if wall is not None:
-                if wall.kind == "login_wall" or not _wait_for_navigation(
+                if wall.kind == failures.LOGIN_WALL or not _wait_for_navigation(
                     page, documents, seen, deadline
                 ):
                     raise FetchError(
                         wall.kind,
                         f"{wall} (in the browser, still there after {timeout:g} s)"
-                        if wall.kind == "bot_wall"
+                        if wall.kind == failures.BOT_WALL
                         else f"{wall} (in the browser)",
                         status=wall.status,
                     )
@@ -398,7 +402,7 @@ class BrowserFetcher:
                 raise _refused_error(response.url, refused)
             if response.status not in CAPTURE_STATUSES:
                 raise FetchError(
-                    "http",
+                    failures.HTTP,
                     f"HTTP {response.status} {response.status_text} (in the browser)".rstrip(),
                     status=response.status,
                 )
@@ -409,16 +413,20 @@ class BrowserFetcher:
                     _HAS_CONTENT, arg=selectors, timeout=_ms(deadline), polling=POLL_MS
                 )
             except TimeoutError:
-                raise FetchError("timeout", _selector_timeout(source.select, timeout)) from None
+                raise FetchError(
+                    failures.TIMEOUT, _selector_timeout(source.select, timeout)
+                ) from None
             except Error as exc:
                 if _navigated(exc):
                     continue
-                raise FetchError("error", f"the browser failed: {_first_line(exc)}") from None
+                raise FetchError(
+                    failures.ERROR, f"the browser failed: {_first_line(exc)}"
+                ) from None
             ready = True  # check the status and walls once more on what is there now
         body = html.encode("utf-8")
         if len(body) > self.settings.max_bytes:
             raise FetchError(
-                "too_large",
+                failures.TOO_LARGE,
                 f"rendered page of {len(body)} bytes exceeds the"
                 f" {self.settings.max_bytes} byte cap",
             )
@@ -445,7 +453,9 @@ class BrowserFetcher:
                 return str(page.content())
             except Error as exc:
                 if not _navigated(exc) or time.monotonic() > deadline:
-                    raise FetchError("error", f"the browser failed: {_first_line(exc)}") from None
+                    raise FetchError(
+                        failures.ERROR, f"the browser failed: {_first_line(exc)}"
+                    ) from None
                 page.wait_for_timeout(POLL_MS)
 
 
@@ -493,18 +503,18 @@ def _navigation_error(exc: Exception, refused: Refused | None = None) -> FetchEr
         return _refused_error(line, refused)
     for code, kind in _NET_ERRORS:
         if code in line:
-            prefix = "timed out" if kind == "timeout" else "could not connect"
+            prefix = "timed out" if kind == failures.TIMEOUT else "could not connect"
             return FetchError(kind, f"{prefix}: {line}")
     if "ERR_BLOCKED_BY_CLIENT" in line:
-        return FetchError("blocked", f"the browser blocked the page: {line}")
-    return FetchError("error", f"the browser could not open the page: {line}")
+        return FetchError(failures.BLOCKED, f"the browser blocked the page: {line}")
+    return FetchError(failures.ERROR, f"the browser could not open the page: {line}")
 
 
 def _refused_error(where: str, refused: Refused) -> FetchError:
     """The page's own document was refused by the Gate: a failure of its kind."""
-    if refused.kind == "blocked":
-        return FetchError("blocked", f"the browser may not open the page: {refused}")
-    prefix = "timed out" if refused.kind == "timeout" else "could not connect"
+    if refused.kind == failures.BLOCKED:
+        return FetchError(failures.BLOCKED, f"the browser may not open the page: {refused}")
+    prefix = "timed out" if refused.kind == failures.TIMEOUT else "could not connect"
     return FetchError(refused.kind, f"{prefix}: {refused}")
 
 

@@ -18,6 +18,7 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
+from tracker.core import failures
 from tracker.fetch.transport import address_kind
 
 log = logging.getLogger("tracker.browser")  # the name log lines have always shown
@@ -121,16 +122,16 @@ class Gate:
         """The addresses `host` may be reached at; raise `Refused` when it may not be."""
         host = host.strip("[]").lower()
         if self.deny_all:
-            raise Refused("blocked", "the browser's own requests are not let out")
+            raise Refused(failures.BLOCKED, "the browser's own requests are not let out")
         if self.allow and host not in self.allow:
-            raise Refused("blocked", f"host {host!r} is not in [fetch] browser_allow_hosts")
+            raise Refused(failures.BLOCKED, f"host {host!r} is not in [fetch] browser_allow_hosts")
         addresses = self._resolve(host, port)
         if host != self.own_host:
             for address in addresses:
                 kind = private_address(address)
                 if kind:
                     shown = host if host == address else f"{host} ({address})"
-                    raise Refused("blocked", f"{shown} is a {kind} address")
+                    raise Refused(failures.BLOCKED, f"{shown} is a {kind} address")
         return addresses
 
     def _resolve(self, host: str, port: int) -> list[str]:
@@ -142,7 +143,7 @@ class Gate:
             try:
                 found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except (OSError, UnicodeError) as exc:
-                raise Refused("dns", f"could not resolve {host!r}: {exc}") from None
+                raise Refused(failures.DNS, f"could not resolve {host!r}: {exc}") from None
             addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
             with self._lock:
                 self._addresses[key] = addresses
@@ -190,7 +191,7 @@ class Gate:
                 upstream = self._track(self._connect(host, port))
             except Refused as refused:
                 self._refuse(host, port, label, refused)
-                status = "403 Forbidden" if refused.kind == "blocked" else "502 Bad Gateway"
+                status = "403 Forbidden" if refused.kind == failures.BLOCKED else "502 Bad Gateway"
                 client.sendall(
                     f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length:"
                     f" {len(str(refused))}\r\nConnection: close\r\n\r\n{refused}".encode()
@@ -249,9 +250,9 @@ class Gate:
             return
         with self._lock:
             self._failures[f"{host.strip('[]').lower()}:{port}"] = refused
-            if refused.kind == "blocked":
+            if refused.kind == failures.BLOCKED:
                 self.refused.append(label)
-        if refused.kind == "blocked":
+        if refused.kind == failures.BLOCKED:
             log.info("the browser may not reach %s: %s", label, refused)
 
 

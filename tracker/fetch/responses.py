@@ -14,6 +14,7 @@ import requests
 import urllib3
 from requests.utils import requote_uri
 
+from tracker.core import failures
 from tracker.core.errors import FetchError, printable
 from tracker.core.models import Source
 from tracker.fetch import transport, walls
@@ -56,7 +57,7 @@ def judge_redirect(url: str, following: str, source: Source | None, status: int)
     scheme = urlsplit(following).scheme.lower()
     if scheme not in SCHEMES:
         raise FetchError(
-            "blocked_destination",
+            failures.BLOCKED_DESTINATION,
             f"refused a redirect to a {scheme or 'schemeless'} address: {printable(following)}",
             status=status,
         )
@@ -66,9 +67,11 @@ def judge_redirect(url: str, following: str, source: Source | None, status: int)
     if asked and landed and asked != landed and landed not in source.allow_hosts:
         login = walls.login_redirect(url, following)
         if login:
-            raise FetchError("login_wall", f"{login} ({printable(following)})", status=status)
+            raise FetchError(
+                failures.LOGIN_WALL, f"{login} ({printable(following)})", status=status
+            )
         raise FetchError(
-            "offsite_redirect",
+            failures.OFFSITE_REDIRECT,
             f"redirected to another site: {printable(following)} (not requested; add"
             f" {printable(landed)!r} to the document's allow_hosts if that is expected)",
             status=status,
