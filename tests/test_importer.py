@@ -327,6 +327,9 @@ def test_import_skips_what_is_not_the_document_by_kind_and_goes_on(workdir: Path
         ("2024-01-06T00:00:00Z", "shrank"),
     ):
         assert f"{when}  failed ({kind}): " in result.output
+    # A saved page has no HTTP status of its own: the wall is named as an imported capture.
+    assert "instead of the document (an imported capture)" in result.output
+    assert "(HTTP 200)" not in result.output
     rows = json.loads(invoke("history", "acme/t", "--json").output)
     assert [r["captured_at"] for r in rows] == ["2024-01-01T00:00:00Z", "2024-01-07T00:00:00Z"]
     assert invoke("verify").exit_code == 0

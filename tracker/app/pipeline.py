@@ -389,7 +389,9 @@ def judge(
     """
     refused = check_response(source, fetched)
     if refused is None and not walls_checked and extraction != TEXT_EXTRACTION:
-        refused = walls.detect(fetched.status, {}, fetched.body, fetched.final_url, source.url)
+        refused = walls.detect(
+            fetched.status, {}, fetched.body, fetched.final_url, source.url, archived=True
+        )
     if refused is not None:
         return Verdict(FAILED, state.pending, refused)
     before = state.before

@@ -136,11 +136,15 @@ def detect(
     body: bytes,
     final_url: str,
     url: str | None = None,
+    *,
+    archived: bool = False,
 ) -> FetchError | None:
     """A `bot_wall` or `login_wall` error when this response is one, else None.
 
     `url` is the address asked for: a login-like final URL only counts when the
     request was redirected there (a tracked page may well live under /auth/).
+    `archived`: a saved page being imported, judged as a 200 it has no status of its
+    own, so messages say "an imported capture" rather than "HTTP 200".
     """
     html = body.decode("utf-8", "replace")
     lowered = html.lower()
@@ -160,7 +164,9 @@ def detect(
             continue
         if marker.strong or status in BLOCK_STATUSES or word_count() <= SMALL_PAGE_WORDS:
             return FetchError(
-                failures.BOT_WALL, _wall_message(status, marker.page, seen), status=status
+                failures.BOT_WALL,
+                _wall_message(status, marker.page, seen, archived),
+                status=status,
             )
 
     if status == 401:
@@ -175,7 +181,8 @@ def detect(
         shown = f" ('{title}')" if title else ""
         return FetchError(
             failures.LOGIN_WALL,
-            f"a login form (a password field){shown} instead of the document (HTTP {status})",
+            f"a login form (a password field){shown} instead of the document"
+            + (" (an imported capture)" if archived else f" (HTTP {status})"),
             status=status,
         )
     return None
@@ -202,7 +209,9 @@ def _seen(marker: Marker, headers: dict[str, str], lowered: str, title: str) -> 
     return marker.pattern if marker.pattern.lower() in lowered else None
 
 
-def _wall_message(status: int, page: str, seen: str) -> str:
+def _wall_message(status: int, page: str, seen: str, archived: bool = False) -> str:
+    if archived:
+        return f"{page} ('{seen}') instead of the document (an imported capture)"
     if status in BLOCK_STATUSES or status >= 400:
         return f"HTTP {status} with {page} ('{seen}')"
     return f"{page} ('{seen}') instead of the document (HTTP {status})"
