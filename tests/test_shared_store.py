@@ -158,6 +158,26 @@ def test_a_site_manifest_naming_files_outside_deletes_nothing(store: Path, workd
     assert near.read_text() == "near" and far.read_text() == "far"
 
 
+def test_a_site_manifest_naming_files_the_build_never_makes_deletes_none(
+    store: Path, workdir: Path
+) -> None:
+    """A gh-pages checkout used as the site folder: its `.git/` and `CNAME` are no output
+    of a build, whatever the manifest says (before: both deleted by the next build)."""
+    assert invoke("site", "build", "--out", "site").exit_code == 0
+    site = workdir / "site"
+    (site / ".git").mkdir()
+    (site / ".git" / "config").write_text("[core]")
+    (site / "CNAME").write_text("terms.example.org")
+    manifest = site / ".build" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["outputs"].update({".git/config": "x", "CNAME": "y", "documents/.hidden": "z"})
+    manifest.write_text(json.dumps(data))
+    result = invoke("site", "build", "--out", "site")
+    assert result.exit_code == 0, result.output
+    assert (site / ".git" / "config").read_text() == "[core]"
+    assert (site / "CNAME").read_text() == "terms.example.org"
+
+
 def test_a_site_folder_linking_out_is_never_written_through(store: Path, workdir: Path) -> None:
     assert invoke("site", "build", "--out", "site").exit_code == 0
     outside = workdir / "outside"

@@ -179,7 +179,11 @@ def _made_outputs(manifest: dict[str, Any]) -> dict[str, str]:
     outputs = manifest.get("outputs")
     made: dict[str, str] = {}
     for path, key in (outputs if isinstance(outputs, dict) else {}).items():
-        if safe_relative(path) is None or not isinstance(key, str):
+        if (
+            safe_relative(path) is None
+            or not isinstance(key, str)
+            or not layout.is_output_path(path)
+        ):
             log.warning("site manifest names %r, which is no output; ignored", path)
             continue
         made[path] = key

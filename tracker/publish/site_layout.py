@@ -72,3 +72,23 @@ def absolute(site_url: str | None, path: str) -> str | None:
     if not site_url:
         return None
     return site_url.rstrip("/") + "/" + path
+
+
+# Where a build writes: the top-level pages and data, the folders below, and its own
+# cache (`.build/search/`). A site folder is shared (a gh-pages checkout, a CNAME beside
+# it), so a path a manifest names anywhere else (`.git/config`) is never the build's to
+# delete.
+TOP_FILES = frozenset({HOME, ALL_CHANGES, SEARCH, CHANGES_JSON, DOCUMENTS_JSON})
+TOP_FOLDERS = frozenset({"assets", "documents", "feeds", "topics"})
+BUILD_CACHE = ".build/search/"
+
+
+def is_output_path(path: str) -> bool:
+    """Whether `path` (relative, with '/') is somewhere a build writes."""
+    if path.startswith(BUILD_CACHE):
+        path = path[len(BUILD_CACHE) :]
+        return bool(path) and not any(p.startswith(".") or not p for p in path.split("/"))
+    parts = path.split("/")
+    if any(part.startswith(".") or not part for part in parts):
+        return False
+    return path in TOP_FILES if len(parts) == 1 else parts[0] in TOP_FOLDERS
