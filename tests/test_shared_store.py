@@ -142,6 +142,24 @@ def test_store_paths_refuse_links_and_climbs(store: Path, tmp_path: Path) -> Non
             handle.document_dir(bad)
 
 
+@pytest.mark.parametrize("field", ["snapshot", "version"])
+def test_a_capture_naming_another_documents_file_never_reaches_it(
+    store: Path, workdir: Path, field: str
+) -> None:
+    """A capture of acme/terms whose metadata names other/doc's raw snapshot: before,
+    `reextract` deleted it and `site build` published it; now the capture is refused."""
+    victim = next((store / "other" / "doc").glob("*.gz"))
+    kept = victim.read_bytes()
+    edit_meta(store, **{field: {"path": f"other/doc/{victim.name}"}})
+    assert invoke("reextract").exit_code != 0
+    build = invoke("site", "build", "--out", "site")
+    assert build.exit_code == 1 and f"skipped {DOC}:" in build.stderr, build.output
+    assert victim.read_bytes() == kept
+    checked = invoke("verify", "--json")
+    assert checked.exit_code == 1
+    assert any("other/doc" in p["message"] for p in json.loads(checked.output)["problems"])
+
+
 def test_a_site_manifest_naming_files_outside_deletes_nothing(store: Path, workdir: Path) -> None:
     # Before: both victims were deleted by the next build. After: ignored, said once.
     assert invoke("site", "build", "--out", "site").exit_code == 0
@@ -385,3 +403,18 @@ def test_a_site_builds_for_stored_documents_the_index_does_not_list(
     result = invoke("site", "build", "--out", "site")
     assert result.exit_code == 0, result.output
     assert (workdir / "site" / "documents" / "other" / "doc" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("document", ["acme/terms/index.html", "acme", "other"])
+def test_an_import_into_an_id_nested_with_another_is_refused(
+    store: Path, workdir: Path, document: str
+) -> None:
+    """`acme/terms/index.html` beside `acme/terms` (or `acme` above it): one would be a
+    folder of the other. Before: imported, then every `site build` failed; now exit 2,
+    nothing written, and the site still builds."""
+    before = sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file())
+    result = invoke("import", document, str(workdir / "texts"))
+    assert result.exit_code == 2, result.output
+    assert "folders of each other" in result.output
+    assert sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file()) == before
+    assert invoke("site", "build", "--out", "site").exit_code == 0

@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 
 from tracker.app.pipeline import TEXT_EXTRACTION, DocumentState, Tracker, judge
 from tracker.config.values import document_id_problem as config_id_problem
+from tracker.config.values import nested_in
 from tracker.core import failures
 from tracker.core.errors import ArgumentError, ConfigError, FetchError, TrackerError
 from tracker.core.files import read_bytes
@@ -363,6 +364,12 @@ def import_items(
     """
     if problem := document_id_problem(document):
         raise ConfigError(problem)
+    others = set(tracker.known_documents()) - {document}
+    if clash := nested_in(document, others):
+        raise ConfigError(
+            f"{document!r} cannot be imported: it and the document {clash!r} would be"
+            " folders of each other in the store and the site; choose another id"
+        )
     source = tracker.config.source(document)
     report = ImportReport(document)
     store, index = tracker.store, tracker.index

@@ -78,6 +78,17 @@ def selector_problem(selector: str) -> str | None:
         return soupsieve_problem(selector)
 
 
+def nested_in(doc_id: str, ids: set[str]) -> str | None:
+    """The id among `ids` that `doc_id` lies inside or holds (`a` and `a/b`), or None:
+    one would be a folder of the other in the store and the site."""
+    parts = doc_id.split("/")
+    for depth in range(1, len(parts)):
+        if (outer := "/".join(parts[:depth])) in ids:
+            return outer
+    prefix = doc_id + "/"
+    return next((other for other in sorted(ids) if other.startswith(prefix)), None)
+
+
 def _refuse_nested_ids(ids: set[str], name: str) -> None:
     """Refuse `a` beside `a/b`: each id is a folder of the store and of the site, so one
     would live inside the other's folder (`a/b/` among `a/`'s captures, `a/changes` in

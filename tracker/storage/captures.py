@@ -15,7 +15,7 @@ from typing import Any
 from tracker.core.errors import StoreError
 from tracker.core.files import safe_relative
 from tracker.core.models import Snapshot, Version
-from tracker.core.times import STEM_LENGTH, parse_iso, parse_stem
+from tracker.core.times import STEM_LENGTH, parse_iso, parse_stem, stem_for
 
 
 class DamagedFileError(StoreError):
@@ -133,6 +133,18 @@ def capture_of(document: str, meta: dict[str, Any]) -> Capture:
     for named in (snap, meta.get("version") or {}):
         if "path" in named and safe_relative(named["path"]) is None:
             raise ValueError(f"it names {named['path']!r}, which is not a path inside the store")
+    # A capture names files of its own document only (a raw snapshot may be an earlier
+    # capture's, when the bytes were the same; the text is always its own `<stem>.md`):
+    # a hand-edited metadata file must not make `reextract` delete, or `site build`
+    # publish, another document's files.
+    folder = document + "/"
+    own_text = f"{folder}{stem_for(captured_at)}.md"
+    raw = str(snap.get("path", ""))
+    if not raw.startswith(folder) or "/" in raw[len(folder) :]:
+        raise ValueError(f"it names {raw!r}, which is not a file of {document}")
+    text_path = (meta.get("version") or {}).get("path")
+    if text_path is not None and text_path != own_text:
+        raise ValueError(f"it names {text_path!r} as its text, not {own_text!r}")
     snapshot = Snapshot(
         document=document,
         captured_at=captured_at,
