@@ -247,6 +247,23 @@ def highlight(text: str, topics: Sequence[Topic]) -> list[tuple[str, str | None]
     return runs
 
 
+def change_views(change: Change, topics: Sequence[Topic]) -> dict[str, Any]:
+    """What a change page shows of a change's clauses, the same in the report and the
+    site: flags first, the real clause changes with topics marked, and the cosmetic ones
+    counted with the reason they are cosmetic."""
+    cosmetic = [c for c in change.clauses if c.cosmetic]
+    return {
+        "flags": flag_views(change, topics),
+        "clauses": [
+            {"change": c, "runs": highlight(clean_inline(c.text), topics)}
+            for c in change.clauses
+            if not c.cosmetic
+        ],
+        "cosmetic_clauses": len(cosmetic),
+        "cosmetic_why": cosmetic_reason(cosmetic),
+    }
+
+
 def flag_views(change: Change, topics: Sequence[Topic]) -> list[dict[str, Any]]:
     """Flags grouped by clause, as the templates show them: labels, kind, marked runs.
 
@@ -348,14 +365,7 @@ def change_context(
     topics = tracker.config.topics
     return {
         "change": change,
-        "flags": flag_views(change, topics),
-        "clauses": [
-            {"change": c, "runs": highlight(clean_inline(c.text), topics)}
-            for c in change.clauses
-            if not c.cosmetic
-        ],
-        "cosmetic_clauses": sum(1 for c in change.clauses if c.cosmetic),
-        "cosmetic_why": cosmetic_reason([c for c in change.clauses if c.cosmetic]),
+        **change_views(change, topics),
         "source": source,
         "title": source.title if source else change.document,
         "segments": diff_segments(change.diff.ops),

@@ -16,17 +16,14 @@ from urllib.parse import urlsplit
 import jinja2
 
 from tracker.analysis.change import Change
-from tracker.analysis.clauses import cosmetic_reason
-from tracker.analysis.segments import clean_inline
 from tracker.app.history import change_json
 from tracker.app.pipeline import Tracker
 from tracker.core.models import Source, Version
 from tracker.core.times import iso
 from tracker.publish import site_layout as layout
 from tracker.publish.report import (
+    change_views,
     diff_segments,
-    flag_views,
-    highlight,
     imported_label,
     side_by_side,
 )
@@ -234,14 +231,7 @@ def change_page_context(
         "page": layout.change_page(change.document, change.after.captured_at),
         "change": change,
         "document": document,
-        "flags": flag_views(change, topics),
-        "clauses": [
-            {"change": c, "runs": highlight(clean_inline(c.text), topics)}
-            for c in change.clauses
-            if not c.cosmetic
-        ],
-        "cosmetic_clauses": sum(1 for c in change.clauses if c.cosmetic),
-        "cosmetic_why": cosmetic_reason([c for c in change.clauses if c.cosmetic]),
+        **change_views(change, topics),
         "segments": diff_segments(change.diff.ops),
         "rows": side_by_side(change.diff.ops),
         "before": end(change.before),
