@@ -298,8 +298,7 @@ class Index:
             log.warning("%s: an import was interrupted; finishing its clean-up", document)
             try:
                 store.drop_repeated_versions(document, datetime.now(UTC))
-                store.remove_leftovers([document])
-                store.remove_unnamed(document)  # a version dropped part-way
+                store.remove_leftovers([document], beside_metadata=True)
                 self.rebuild_document(store, document)
             except StoreError as exc:  # damaged: the journal stays, verify names the files
                 log.warning("%s: could not finish it: %s", document, exc)

@@ -574,31 +574,17 @@ class Store:
         """Delete a text file no metadata names any more (derived data, never a raw one)."""
         self.resolve_inside(path, f"{document} text").unlink(missing_ok=True)
 
-    def remove_unnamed(self, document: str) -> list[Path]:
-        """Delete the document's raw and text files that no metadata names, even beside a
-        metadata file of the same stem: what a version dropped part-way leaves (its
-        metadata rewritten, its text file not yet removed). Call it holding the lock.
-        Nothing is deleted when some metadata does not parse."""
-        folder = self.document_dir(document)
-        if not folder.is_dir():
-            return []
-        named = self._named_files(folder)
-        if named is None:
-            return []
-        removed = []
-        for path in folder.iterdir():
-            capture_file = path.is_file() and is_capture_file(path.name)
-            if capture_file and path.suffix != ".json" and path not in named:
-                path.unlink(missing_ok=True)
-                removed.append(path)
-        return removed
-
-    def remove_leftovers(self, documents: Iterable[str]) -> list[Path]:
+    def remove_leftovers(
+        self, documents: Iterable[str], *, beside_metadata: bool = False
+    ) -> list[Path]:
         """Delete what interrupted writes left in these documents' folders (and `_runs/`).
 
         That is temporary files, and raw or text files that no committed metadata
-        names (a capture killed before its `.json`). Call it holding the lock, so no
-        write is under way. Nothing is deleted beside metadata that does not parse.
+        names (a capture killed before its `.json`). With `beside_metadata`, also such
+        files next to a metadata file of their stem: what a version dropped part-way
+        leaves (its metadata rewritten, its text file not yet removed). Call it holding
+        the lock, so no write is under way. Nothing is deleted beside metadata that does
+        not parse.
         """
         removed = []
         folders = [self.document_dir(d) for d in documents] + [self.root / RUNS_DIR]
@@ -613,7 +599,7 @@ class Store:
                 for p in files
                 if is_capture_file(p.name)
                 and p.suffix != ".json"
-                and p.name[:STEM_LENGTH] not in committed
+                and (beside_metadata or p.name[:STEM_LENGTH] not in committed)
             ]
             if candidates and folder.name != RUNS_DIR:
                 named = self._named_files(folder)
