@@ -25,16 +25,15 @@ from tracker.extract.rules import cf_decode, cf_email_href, clean_url
 
 REAL_WEB = SHARED_CORPUS / "real-web"
 # The replay tool owns the obfuscation, so what it replays is what these tests check.
-cloudflare_obfuscate = load_replay().cloudflare_obfuscate
+REPLAY = load_replay()
+cloudflare_obfuscate = REPLAY.cloudflare_obfuscate
+encode = REPLAY.cf_encode  # the key byte, then each UTF-8 byte of the address XOR it
+span = REPLAY.cf_span  # an address shown inside a mailto link: an encoded element
+plain = REPLAY.cf_plain  # an address in the text: a link to the protection page
 WORDTUNE = "wordtune/privacy-policy"
 ADDRESS = "privacy@wordtune.com"
 # A markdown link target as the renderer writes it (see `extract._LINK_TARGET`).
 LINK_TARGET = re.compile(r"\]\(([^()\s]*(?:\([^()\s]*\)[^()\s]*)*)\)")
-
-
-def encode(address: str, key: int) -> str:
-    """Cloudflare's encoding: the key byte, then each UTF-8 byte of the address XOR it."""
-    return f"{key:02x}" + "".join(f"{byte ^ key:02x}" for byte in address.encode())
 
 
 # --- the decoding rule -------------------------------------------------------------------
@@ -91,25 +90,10 @@ def test_link_targets_are_decoded_or_left_as_written() -> None:
 # --- synthetic pages, both engines -------------------------------------------------------
 
 
-def span(address: str, key: int) -> str:
-    return (
-        f'<span class="__cf_email__" data-cfemail="{encode(address, key)}">'
-        "[email&#160;protected]</span>"
-    )
-
-
 def linked(address: str, href_key: int, span_key: int) -> str:
     """A mailto link whose text is the address: both are encoded, with different keys."""
     hexed = encode(address, href_key)
     return f'<a href="/cdn-cgi/l/email-protection#{hexed}">{span(address, span_key)}</a>'
-
-
-def plain(address: str, key: int) -> str:
-    """An address in the text: Cloudflare makes it a link to the protection page."""
-    return (
-        f'<a href="/cdn-cgi/l/email-protection" class="__cf_email__" '
-        f'data-cfemail="{encode(address, key)}">[email&#160;protected]</a>'
-    )
 
 
 CASES = [
