@@ -202,12 +202,7 @@ def _derive_deferred(index: Index, store: Store, lagging: list[str]) -> None:
         log.warning("the index was derived with other analysis rules or topics; deriving it again")
         index.reanalyse(store)
         return
-    for document in lagging:
-        log.warning("%s: index was behind the files; deriving its missing rows", document)
-        try:
-            index.catch_up(store, document)
-        except StoreError as exc:  # one damaged document never stops the others
-            log.warning("%s: left as it was: %s", document, exc)
+    index.catch_up_all(store, lagging)
 
 
 def _kept(outcome: DocumentOutcome) -> DocumentOutcome:

@@ -462,13 +462,18 @@ class Index:
                 for record in behind:
                     self._apply_run(record)
         lagging = [document for document in documents if self.is_behind(store, document)]
-        for document in [] if defer else lagging:
+        if not defer:
+            self.catch_up_all(store, lagging)
+        return lagging
+
+    def catch_up_all(self, store: Store, documents: Iterable[str]) -> None:
+        """`catch_up` each document; one damaged document never stops the others."""
+        for document in documents:
             log.warning("%s: index was behind the files; deriving its missing rows", document)
             try:
                 self.catch_up(store, document)
-            except StoreError as exc:  # one damaged document never stops the others
+            except StoreError as exc:
                 log.warning("%s: left as it was: %s", document, exc)
-        return lagging
 
     def is_behind(self, store: Store, document: str) -> bool:
         """Whether the document's files hold captures its index rows do not."""
